@@ -1,0 +1,220 @@
+//! The in-memory index of every key's history: etcd's `treeIndex`.
+//!
+//! An ordered map from key to [`KeyIndex`], behind a read-write lock: readers (ranges, compares)
+//! share it, the one writer (the apply loop) and the compactor take it briefly per change or per
+//! chunk of keys. It holds revisions only; the key-values themselves live in the backend.
+
+use std::collections::{BTreeMap, HashSet};
+use std::ops::{Bound, ControlFlow};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use bytes::Bytes;
+
+use crate::key_index::{KeyAt, KeyIndex, KeyNotLive};
+use crate::{KeyRange, Revision};
+
+/// Keys compacted per hold of the write lock, so that compaction never stalls the apply loop
+/// for long.
+const COMPACTION_KEYS_PER_LOCK: usize = 10_000;
+
+#[derive(Default)]
+pub(crate) struct TreeIndex {
+    tree: RwLock<BTreeMap<Bytes, KeyIndex>>,
+}
+
+impl TreeIndex {
+    /// The key as of revision `at`.
+    pub(crate) fn get(&self, key: &[u8], at: i64) -> Option<KeyAt> {
+        self.read().get(key).and_then(|ki| ki.get(at))
+    }
+
+    /// Revisions of the keys in `range` that existed at `at`, in key order, at most `limit` of
+    /// them (0: no limit), and how many there were in all.
+    pub(crate) fn revisions(
+        &self,
+        range: &KeyRange,
+        at: i64,
+        limit: usize,
+    ) -> (Vec<Revision>, usize) {
+        let mut revisions = Vec::new();
+        let mut total = 0;
+        visit(&self.read(), range, |_, ki| {
+            if let Some(found) = ki.get(at) {
+                if limit == 0 || revisions.len() < limit {
+                    revisions.push(found.modified);
+                }
+                total += 1;
+            }
+            ControlFlow::Continue(())
+        });
+        (revisions, total)
+    }
+
+    /// How many keys in `range` existed at `at`.
+    pub(crate) fn count(&self, range: &KeyRange, at: i64) -> usize {
+        let mut total = 0;
+        visit(&self.read(), range, |_, ki| {
+            if ki.get(at).is_some() {
+                total += 1;
+            }
+            ControlFlow::Continue(())
+        });
+        total
+    }
+
+    /// The keys in `range` that existed at `at`, in key order.
+    pub(crate) fn keys(&self, range: &KeyRange, at: i64) -> Vec<Bytes> {
+        let mut keys = Vec::new();
+        visit(&self.read(), range, |key, ki| {
+            if ki.get(at).is_some() {
+                keys.push(key.clone());
+            }
+            ControlFlow::Continue(())
+        });
+        keys
+    }
+
+    /// Records a put of `key` at `revision`.
+    pub(crate) fn put(&self, key: &[u8], revision: Revision) {
+        let mut tree = self.write();
+        match tree.get_mut(key) {
+            Some(ki) => ki.put(revision),
+            None => {
+                let mut ki = KeyIndex::default();
+                ki.put(revision);
+                // A copy: the caller's bytes may be a slice of a much larger request buffer.
+                tree.insert(Bytes::copy_from_slice(key), ki);
+            }
+        }
+    }
+
+    /// Records the deletion of `key` at `revision`.
+    pub(crate) fn tombstone(&self, key: &[u8], revision: Revision) -> Result<(), KeyNotLive> {
+        self.write()
+            .get_mut(key)
+            .ok_or(KeyNotLive)
+            .and_then(|ki| ki.tombstone(revision))
+    }
+
+    /// Compacts every key's history at `at` (see [`KeyIndex::compact`]) and drops keys with
+    /// nothing left. Returns the revisions at or below `at` that must stay in the backend.
+    pub(crate) fn compact(&self, at: i64) -> HashSet<Revision> {
+        let mut available = HashSet::new();
+        let mut resume_after: Option<Bytes> = None;
+        loop {
+            let mut tree = self.write();
+            let lower = match &resume_after {
+                Some(key) => Bound::Excluded(key.as_ref()),
+                None => Bound::Unbounded,
+            };
+            let mut emptied = Vec::new();
+            let mut visited = 0;
+            for (key, ki) in tree
+                .range_mut::<[u8], _>((lower, Bound::Unbounded))
+                .take(COMPACTION_KEYS_PER_LOCK)
+            {
+                ki.compact(at, &mut available);
+                if ki.is_empty() {
+                    emptied.push(key.clone());
+                }
+                visited += 1;
+                resume_after = Some(key.clone());
+            }
+            for key in emptied {
+                tree.remove(&key);
+            }
+            if visited < COMPACTION_KEYS_PER_LOCK {
+                return available;
+            }
+        }
+    }
+
+    /// The revisions at or below `at` that a compaction at `at` would keep.
+    pub(crate) fn keep(&self, at: i64) -> HashSet<Revision> {
+        let mut available = HashSet::new();
+        for ki in self.read().values() {
+            ki.keep(at, &mut available);
+        }
+        available
+    }
+
+    /// Restores a key from the backend at open, in revision order: the first revision seen of
+    /// a key sets up its generation (from the stored `created` and `version`, or as a closed
+    /// generation if it is a tombstone a compaction kept); later ones replay as put/tombstone.
+    pub(crate) fn restore(
+        &self,
+        key: &[u8],
+        revision: Revision,
+        tombstone: bool,
+        created: Revision,
+        version: i64,
+    ) {
+        let mut tree = self.write();
+        match tree.get_mut(key) {
+            Some(ki) if tombstone => {
+                // Only a key already deleted would refuse, and a deleted key is not stored
+                // twice: nothing to do then.
+                let _ = ki.tombstone(revision);
+            }
+            Some(ki) => ki.put(revision),
+            None if tombstone => {
+                let mut ki = KeyIndex::default();
+                ki.restore_tombstone(revision);
+                tree.insert(Bytes::copy_from_slice(key), ki);
+            }
+            None => {
+                let mut ki = KeyIndex::default();
+                ki.restore(created, revision, version);
+                tree.insert(Bytes::copy_from_slice(key), ki);
+            }
+        }
+    }
+
+    /// Number of keys with any history left.
+    pub(crate) fn len(&self) -> usize {
+        self.read().len()
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, BTreeMap<Bytes, KeyIndex>> {
+        self.tree
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, BTreeMap<Bytes, KeyIndex>> {
+        self.tree
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+}
+
+/// Visits the keys of `range` in order until `f` breaks.
+fn visit(
+    tree: &BTreeMap<Bytes, KeyIndex>,
+    range: &KeyRange,
+    mut f: impl FnMut(&Bytes, &KeyIndex) -> ControlFlow<()>,
+) {
+    let bounds: (Bound<&[u8]>, Bound<&[u8]>) = match range {
+        KeyRange::Single(key) => {
+            if let Some((key, ki)) = tree.get_key_value(key.as_ref()) {
+                let _ = f(key, ki);
+            }
+            return;
+        }
+        KeyRange::Between { start, end } => {
+            if end <= start {
+                return;
+            }
+            (
+                Bound::Included(start.as_ref()),
+                Bound::Excluded(end.as_ref()),
+            )
+        }
+        KeyRange::From(start) => (Bound::Included(start.as_ref()), Bound::Unbounded),
+    };
+    for (key, ki) in tree.range::<[u8], _>(bounds) {
+        if f(key, ki).is_break() {
+            return;
+        }
+    }
+}
