@@ -1,0 +1,324 @@
+//! Printer tests against output captured from etcdctl 3.4.23 for the same
+//! responses.
+
+use stead_proto::etcdserverpb::{
+    DeleteRangeResponse, Member, MemberListResponse, PutResponse, RangeResponse, ResponseHeader,
+    ResponseOp, StatusResponse, TxnResponse, response_op::Response,
+};
+use stead_proto::mvccpb::KeyValue;
+
+use super::{EndpointHealth, EndpointStatus, Printer};
+use crate::output::Output;
+
+const CLUSTER: u64 = 2037210783374497686;
+const MEMBER: u64 = 13195394291058371180;
+
+fn header(revision: i64) -> Option<ResponseHeader> {
+    Some(ResponseHeader {
+        cluster_id: CLUSTER,
+        member_id: MEMBER,
+        revision,
+        raft_term: 2,
+    })
+}
+
+fn foo_bar() -> KeyValue {
+    KeyValue {
+        key: bytes::Bytes::from_static(b"foo"),
+        create_revision: 2,
+        mod_revision: 2,
+        version: 1,
+        value: bytes::Bytes::from_static(b"bar"),
+        lease: 0,
+    }
+}
+
+fn get_response() -> RangeResponse {
+    RangeResponse {
+        header: header(2),
+        kvs: vec![foo_bar()],
+        more: false,
+        count: 1,
+    }
+}
+
+/// Runs `print` against buffers; returns (stdout, stderr).
+fn capture(print: impl FnOnce(&mut Output<'_>)) -> (String, String) {
+    let mut out = Vec::new();
+    let mut err = Vec::new();
+    {
+        let mut output = Output::new(&mut out, &mut err);
+        print(&mut output);
+    }
+    (
+        String::from_utf8(out).unwrap(),
+        String::from_utf8(err).unwrap(),
+    )
+}
+
+fn simple() -> Printer {
+    Printer::Simple {
+        hex: false,
+        value_only: false,
+    }
+}
+
+#[test]
+fn get_in_every_format() {
+    let resp = get_response();
+    let (out, _) = capture(|o| simple().get(o, &resp).unwrap());
+    assert_eq!(out, "foo\nbar\n");
+    let (out, _) = capture(|o| {
+        Printer::Simple {
+            hex: true,
+            value_only: false,
+        }
+        .get(o, &resp)
+        .unwrap()
+    });
+    assert_eq!(out, "\\x66\\x6f\\x6f\n\\x62\\x61\\x72\n");
+    let (out, _) = capture(|o| {
+        Printer::Simple {
+            hex: false,
+            value_only: true,
+        }
+        .get(o, &resp)
+        .unwrap()
+    });
+    assert_eq!(out, "bar\n");
+    let (out, _) = capture(|o| Printer::Json.get(o, &resp).unwrap());
+    assert_eq!(
+        out,
+        "{\"header\":{\"cluster_id\":2037210783374497686,\"member_id\":13195394291058371180,\"revision\":2,\"raft_term\":2},\"kvs\":[{\"key\":\"Zm9v\",\"create_revision\":2,\"mod_revision\":2,\"version\":1,\"value\":\"YmFy\"}],\"count\":1}\n"
+    );
+    let (out, _) = capture(|o| Printer::Fields.get(o, &resp).unwrap());
+    assert_eq!(
+        out,
+        "\"ClusterID\" : 2037210783374497686\n\"MemberID\" : 13195394291058371180\n\"Revision\" : 2\n\"RaftTerm\" : 2\n\"Key\" : \"foo\"\n\"CreateRevision\" : 2\n\"ModRevision\" : 2\n\"Version\" : 1\n\"Value\" : \"bar\"\n\"Lease\" : 0\n\"More\" : false\n\"Count\" : 1\n"
+    );
+    let mut out = Vec::new();
+    let mut err = Vec::new();
+    let mut output = Output::new(&mut out, &mut err);
+    let failure = Printer::Table.get(&mut output, &resp).unwrap_err();
+    assert_eq!(failure.to_string(), "table not supported as output format");
+    assert_eq!(failure.exit_code(), 4);
+}
+
+#[test]
+fn put_and_delete() {
+    let put = PutResponse {
+        header: header(3),
+        prev_kv: Some(foo_bar()),
+    };
+    let (out, _) = capture(|o| simple().put(o, &put).unwrap());
+    assert_eq!(out, "OK\nfoo\nbar\n");
+    let (out, _) = capture(|o| Printer::Json.put(o, &put).unwrap());
+    assert!(out.ends_with(",\"prev_kv\":{\"key\":\"Zm9v\",\"create_revision\":2,\"mod_revision\":2,\"version\":1,\"value\":\"YmFy\"}}\n"));
+    let (out, _) = capture(|o| Printer::Fields.put(o, &put).unwrap());
+    assert!(out.contains("\"PrevKey\" : \"foo\"\n\"PrevCreateRevision\" : 2\n"));
+
+    let del = DeleteRangeResponse {
+        header: header(4),
+        deleted: 1,
+        prev_kvs: vec![foo_bar()],
+    };
+    let (out, _) = capture(|o| simple().del(o, &del).unwrap());
+    assert_eq!(out, "1\nfoo\nbar\n");
+    let empty = DeleteRangeResponse {
+        header: header(4),
+        deleted: 0,
+        prev_kvs: vec![],
+    };
+    let (out, _) = capture(|o| Printer::Json.del(o, &empty).unwrap());
+    assert_eq!(
+        out,
+        "{\"header\":{\"cluster_id\":2037210783374497686,\"member_id\":13195394291058371180,\"revision\":4,\"raft_term\":2}}\n"
+    );
+}
+
+#[test]
+fn txn_json_nests_oneofs_like_gogoproto() {
+    let nested_header = Some(ResponseHeader {
+        revision: 3,
+        ..Default::default()
+    });
+    let resp = TxnResponse {
+        header: header(3),
+        succeeded: true,
+        responses: vec![
+            ResponseOp {
+                response: Some(Response::ResponseRange(RangeResponse {
+                    header: Some(ResponseHeader {
+                        revision: 2,
+                        ..Default::default()
+                    }),
+                    kvs: vec![foo_bar()],
+                    more: false,
+                    count: 1,
+                })),
+            },
+            ResponseOp {
+                response: Some(Response::ResponsePut(PutResponse {
+                    header: nested_header,
+                    prev_kv: None,
+                })),
+            },
+            ResponseOp {
+                response: Some(Response::ResponseDeleteRange(DeleteRangeResponse {
+                    header: nested_header,
+                    deleted: 0,
+                    prev_kvs: vec![],
+                })),
+            },
+        ],
+    };
+    let (out, _) = capture(|o| Printer::Json.txn(o, &resp).unwrap());
+    assert_eq!(
+        out,
+        "{\"header\":{\"cluster_id\":2037210783374497686,\"member_id\":13195394291058371180,\"revision\":3,\"raft_term\":2},\"succeeded\":true,\"responses\":[{\"Response\":{\"ResponseRange\":{\"header\":{\"revision\":2},\"kvs\":[{\"key\":\"Zm9v\",\"create_revision\":2,\"mod_revision\":2,\"version\":1,\"value\":\"YmFy\"}],\"count\":1}}},{\"Response\":{\"ResponsePut\":{\"header\":{\"revision\":3}}}},{\"Response\":{\"ResponseDeleteRange\":{\"header\":{\"revision\":3}}}}]}\n"
+    );
+    let (out, _) = capture(|o| simple().txn(o, &resp).unwrap());
+    assert_eq!(out, "SUCCESS\n\nfoo\nbar\n\nOK\n\n0\n");
+    let (out, _) = capture(|o| Printer::Fields.txn(o, &resp).unwrap());
+    assert!(out.starts_with("\"ClusterID\" : 2037210783374497686\n\"MemberID\" : 13195394291058371180\n\"Revision\" : 3\n\"RaftTerm\" : 2\n\"Succeeded\" : true\n\"ClusterID\" : 0\n"));
+}
+
+fn members() -> MemberListResponse {
+    MemberListResponse {
+        header: Some(ResponseHeader {
+            cluster_id: CLUSTER,
+            member_id: MEMBER,
+            revision: 0,
+            raft_term: 2,
+        }),
+        members: vec![Member {
+            id: MEMBER,
+            name: "default".to_string(),
+            peer_ur_ls: vec!["http://127.0.0.1:2380".to_string()],
+            client_ur_ls: vec!["http://127.0.0.1:23791".to_string()],
+            is_learner: false,
+        }],
+    }
+}
+
+#[test]
+fn member_list_in_every_format() {
+    let resp = members();
+    let (out, _) = capture(|o| simple().member_list(o, &resp));
+    assert_eq!(
+        out,
+        "b71f75320dc06a6c, started, default, http://127.0.0.1:2380, http://127.0.0.1:23791, false\n"
+    );
+    let (out, _) = capture(|o| Printer::Json.member_list(o, &resp));
+    assert_eq!(
+        out,
+        "{\"header\":{\"cluster_id\":2037210783374497686,\"member_id\":13195394291058371180,\"raft_term\":2},\"members\":[{\"ID\":13195394291058371180,\"name\":\"default\",\"peerURLs\":[\"http://127.0.0.1:2380\"],\"clientURLs\":[\"http://127.0.0.1:23791\"]}]}\n"
+    );
+    let (out, _) = capture(|o| Printer::Table.member_list(o, &resp));
+    assert_eq!(
+        out,
+        "\
++------------------+---------+---------+-----------------------+------------------------+------------+
+|        ID        | STATUS  |  NAME   |      PEER ADDRS       |      CLIENT ADDRS      | IS LEARNER |
++------------------+---------+---------+-----------------------+------------------------+------------+
+| b71f75320dc06a6c | started | default | http://127.0.0.1:2380 | http://127.0.0.1:23791 |      false |
++------------------+---------+---------+-----------------------+------------------------+------------+
+"
+    );
+    let (out, _) = capture(|o| Printer::Fields.member_list(o, &resp));
+    assert_eq!(
+        out,
+        "\"ClusterID\" : 2037210783374497686\n\"MemberID\" : 13195394291058371180\n\"Revision\" : 0\n\"RaftTerm\" : 2\n\"ID\" : 13195394291058371180\n\"Name\" : \"default\"\n\"PeerURL\" : \"http://127.0.0.1:2380\"\n\"ClientURL\" : \"http://127.0.0.1:23791\"\n\"IsLearner\" : false\n\n"
+    );
+}
+
+fn status() -> Vec<EndpointStatus> {
+    vec![EndpointStatus {
+        endpoint: "127.0.0.1:23791".to_string(),
+        status: StatusResponse {
+            header: header(4),
+            version: "3.4.23".to_string(),
+            db_size: 20480,
+            leader: MEMBER,
+            raft_index: 7,
+            raft_term: 2,
+            raft_applied_index: 7,
+            errors: vec![],
+            db_size_in_use: 16384,
+            is_learner: false,
+        },
+    }]
+}
+
+#[test]
+fn endpoint_status_in_every_format() {
+    let list = status();
+    let (out, _) = capture(|o| simple().endpoint_status(o, &list));
+    assert_eq!(
+        out,
+        "127.0.0.1:23791, b71f75320dc06a6c, 3.4.23, 20 kB, true, false, 2, 7, 7, \n"
+    );
+    let (out, _) = capture(|o| Printer::Json.endpoint_status(o, &list));
+    assert_eq!(
+        out,
+        "[{\"Endpoint\":\"127.0.0.1:23791\",\"Status\":{\"header\":{\"cluster_id\":2037210783374497686,\"member_id\":13195394291058371180,\"revision\":4,\"raft_term\":2},\"version\":\"3.4.23\",\"dbSize\":20480,\"leader\":13195394291058371180,\"raftIndex\":7,\"raftTerm\":2,\"raftAppliedIndex\":7,\"dbSizeInUse\":16384}}]\n"
+    );
+    let (out, _) = capture(|o| Printer::Fields.endpoint_status(o, &list));
+    assert_eq!(
+        out,
+        "\"ClusterID\" : 2037210783374497686\n\"MemberID\" : 13195394291058371180\n\"Revision\" : 4\n\"RaftTerm\" : 2\n\"Version\" : \"3.4.23\"\n\"DBSize\" : 20480\n\"Leader\" : 13195394291058371180\n\"IsLearner\" : false\n\"RaftIndex\" : 7\n\"RaftTerm\" : 2\n\"RaftAppliedIndex\" : 7\n\"Errors\" : []\n\"Endpoint\" : \"127.0.0.1:23791\"\n\n"
+    );
+    let (out, _) = capture(|o| Printer::Table.endpoint_status(o, &list));
+    assert_eq!(
+        out,
+        "\
++-----------------+------------------+---------+---------+-----------+------------+-----------+------------+--------------------+--------+
+|    ENDPOINT     |        ID        | VERSION | DB SIZE | IS LEADER | IS LEARNER | RAFT TERM | RAFT INDEX | RAFT APPLIED INDEX | ERRORS |
++-----------------+------------------+---------+---------+-----------+------------+-----------+------------+--------------------+--------+
+| 127.0.0.1:23791 | b71f75320dc06a6c |  3.4.23 |   20 kB |      true |      false |         2 |          7 |                  7 |        |
++-----------------+------------------+---------+---------+-----------+------------+-----------+------------+--------------------+--------+
+"
+    );
+}
+
+#[test]
+fn endpoint_health_in_every_format() {
+    let list = vec![EndpointHealth {
+        endpoint: "127.0.0.1:23791".to_string(),
+        health: true,
+        took: "1.466313ms".to_string(),
+        error: String::new(),
+    }];
+    let (out, err) = capture(|o| simple().endpoint_health(o, &list));
+    assert_eq!(out, "");
+    assert_eq!(
+        err,
+        "127.0.0.1:23791 is healthy: successfully committed proposal: took = 1.466313ms\n"
+    );
+    let (out, _) = capture(|o| Printer::Json.endpoint_health(o, &list));
+    assert_eq!(
+        out,
+        "[{\"endpoint\":\"127.0.0.1:23791\",\"health\":true,\"took\":\"1.466313ms\"}]\n"
+    );
+    let (out, _) = capture(|o| Printer::Fields.endpoint_health(o, &list));
+    assert_eq!(
+        out,
+        "\"Endpoint\" : \"127.0.0.1:23791\"\n\"Health\" : true\n\"Took\" : 1.466313ms\n\"Error\" : \n\n"
+    );
+    let unhealthy = vec![EndpointHealth {
+        endpoint: "127.0.0.1:1".to_string(),
+        health: false,
+        took: "1s".to_string(),
+        error: "context deadline exceeded".to_string(),
+    }];
+    let (_, err) = capture(|o| simple().endpoint_health(o, &unhealthy));
+    assert_eq!(
+        err,
+        "127.0.0.1:1 is unhealthy: failed to commit proposal: context deadline exceeded\n"
+    );
+    let (out, _) = capture(|o| Printer::Json.endpoint_health(o, &unhealthy));
+    assert_eq!(
+        out,
+        "[{\"endpoint\":\"127.0.0.1:1\",\"health\":false,\"took\":\"1s\",\"error\":\"context deadline exceeded\"}]\n"
+    );
+}

@@ -1,0 +1,236 @@
+//! Test support for steadctl's end-to-end tests: which server binary the
+//! tests talk to (and with which arguments), starting and stopping server
+//! processes on free loopback ports, and running a client binary.
+//!
+//! Servers: [`etcd_server`] (etcd 3.4, the oracle) and [`stead_server`] (the
+//! `stead` binary of this build, with the same arguments).
+
+#![allow(dead_code)]
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Debian's etcd 3.4 server and client, the oracle.
+pub const ETCD: &str = "/usr/bin/etcd";
+pub const ETCDCTL: &str = "/usr/bin/etcdctl";
+
+/// Identity shared by every server a test starts, so member and cluster
+/// IDs (derived from name, peer URLs and token) are equal everywhere.
+pub const MEMBER_NAME: &str = "default";
+pub const ADVERTISED_PEER_URL: &str = "http://127.0.0.1:2380";
+pub const ADVERTISED_CLIENT_URL: &str = "http://127.0.0.1:2379";
+pub const CLUSTER_TOKEN: &str = "steadctl-compat";
+
+/// Fails the test (never skips it) when the oracle is not installed.
+pub fn require_oracle() {
+    for path in [ETCD, ETCDCTL] {
+        assert!(
+            Path::new(path).exists(),
+            "{path} is missing: this test compares steadctl with etcd 3.4's etcdctl. \
+             Run scripts/test (it installs Debian's etcd-server and etcd-client), \
+             or `apt-get install -y etcd-server etcd-client`."
+        );
+    }
+}
+
+/// How to start one server: binary and arguments.
+#[derive(Debug, Clone)]
+pub struct ServerCommand {
+    pub binary: PathBuf,
+    pub args: Vec<String>,
+}
+
+/// etcd 3.4, single member, with the shared identity, listening for
+/// clients on `client_port` and for peers on `peer_port`.
+pub fn etcd_server(data_dir: &Path, client_port: u16, peer_port: u16) -> ServerCommand {
+    let args = [
+        "--name",
+        MEMBER_NAME,
+        "--data-dir",
+        &data_dir.display().to_string(),
+        "--listen-client-urls",
+        &format!("http://127.0.0.1:{client_port}"),
+        "--advertise-client-urls",
+        ADVERTISED_CLIENT_URL,
+        "--listen-peer-urls",
+        &format!("http://127.0.0.1:{peer_port}"),
+        "--initial-advertise-peer-urls",
+        ADVERTISED_PEER_URL,
+        "--initial-cluster",
+        &format!("{MEMBER_NAME}={ADVERTISED_PEER_URL}"),
+        "--initial-cluster-token",
+        CLUSTER_TOKEN,
+        "--initial-cluster-state",
+        "new",
+        // Elect the single member quickly.
+        "--heartbeat-interval",
+        "10",
+        "--election-timeout",
+        "100",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    ServerCommand {
+        binary: PathBuf::from(ETCD),
+        args,
+    }
+}
+
+/// The `stead` server with the same arguments as [`etcd_server`] (stead takes etcd's flags).
+pub fn stead_server(data_dir: &Path, client_port: u16, peer_port: u16) -> ServerCommand {
+    ServerCommand {
+        binary: stead(),
+        args: etcd_server(data_dir, client_port, peer_port).args,
+    }
+}
+
+/// The `stead` binary of this build: next to this test in the target directory. `cargo test
+/// --workspace` (what `scripts/test` runs) builds it before any test runs.
+pub fn stead() -> PathBuf {
+    let binary = std::env::current_exe()
+        .ok()
+        .and_then(|test| Some(test.parent()?.parent()?.join("stead")))
+        .expect("the target directory of this test");
+    assert!(
+        binary.exists(),
+        "{} is missing: build the server first (`cargo build -p stead-server`), or run \
+         scripts/test, which builds the whole workspace",
+        binary.display()
+    );
+    binary
+}
+
+/// Ports handed out by [`free_port`] in this process, never handed twice
+/// (tests run in parallel threads).
+static PORTS_GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+
+/// A free loopback port (five digits, so that outputs which embed it keep
+/// the same width whichever port a run gets).
+pub fn free_port() -> u16 {
+    loop {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+        let port = listener.local_addr().expect("local address").port();
+        let mut given = PORTS_GIVEN.lock().expect("port registry");
+        if port >= 10_000 && !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
+}
+
+/// A loopback port nothing listens on, taken below the kernel's ephemeral
+/// range (32768 and up by default) so no server started by a test can get
+/// it.
+pub fn closed_port() -> u16 {
+    for port in 20_000..32_000 {
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no closed loopback port in 20000..32000");
+}
+
+/// A running server; killed and its data removed on drop.
+pub struct Server {
+    child: Child,
+    _data_dir: tempfile::TempDir,
+    /// `127.0.0.1:<port>` of its client listener.
+    pub endpoint: String,
+}
+
+impl Server {
+    /// Starts a server made by `make(data_dir, client_port, peer_port)`
+    /// and waits until it serves a linearizable read.
+    pub fn start(make: fn(&Path, u16, u16) -> ServerCommand) -> Server {
+        let data_dir = tempfile::tempdir().expect("temporary data directory");
+        let client_port = free_port();
+        let peer_port = free_port();
+        let command = make(&data_dir.path().join("data"), client_port, peer_port);
+        let log = std::fs::File::create(data_dir.path().join("server.log")).expect("log file");
+        let child = Command::new(&command.binary)
+            .args(&command.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", command.binary.display()));
+        let server = Server {
+            child,
+            _data_dir: data_dir,
+            endpoint: format!("127.0.0.1:{client_port}"),
+        };
+        server.wait_ready();
+        server
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(&self.endpoint).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "server at {} never listened",
+                self.endpoint
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        loop {
+            let probe = Command::new(ETCDCTL)
+                .args([
+                    "--endpoints",
+                    &self.endpoint,
+                    "--command-timeout",
+                    "1s",
+                    "get",
+                    "readiness-probe",
+                ])
+                .env_clear()
+                .output()
+                .expect("run etcdctl");
+            if probe.status.success() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server at {} never served a read: {}",
+                self.endpoint,
+                String::from_utf8_lossy(&probe.stderr)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The steadctl binary cargo built for this test run.
+pub fn steadctl() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_steadctl"))
+}
+
+/// Runs `binary` with `args`, `stdin` as standard input and only `env` in
+/// its environment.
+pub fn run(binary: &Path, args: &[String], stdin: &[u8], env: &[(String, String)]) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(binary)
+        .args(args)
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary.display()));
+    if let Some(mut input) = child.stdin.take() {
+        // The program may exit without reading; a broken pipe is fine.
+        let _ = input.write_all(stdin);
+    }
+    child.wait_with_output().expect("wait for the client")
+}

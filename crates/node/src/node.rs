@@ -1,0 +1,323 @@
+//! The raft node: raft-rs's `RawNode` over an in-memory log, with a [`DurableLog`] under it.
+//!
+//! It does no IO of its own and has no clock: the caller ticks it, steps peer messages into it,
+//! proposes, asks for read indexes, and calls [`RaftNode::process_ready`], which persists what
+//! must be durable (through the `DurableLog`), hands back committed entries, read states and
+//! messages to send, and advances raft. The same code runs under the server's driver thread and
+//! under a test that plays the network and the disk.
+//!
+//! Conf changes are applied to raft here, as their entries are handed out (they are also handed
+//! to the state machine, which records membership). On restart raft hands out again every
+//! committed entry after the snapshot, so the conf state is rebuilt the same way.
+
+use protobuf::Message as _;
+use raft::eraftpb::{ConfChange, ConfChangeV2, ConfState, Entry, EntryType, Message, Snapshot};
+use raft::storage::MemStorage;
+use raft::{RawNode, ReadState, StateRole, Storage};
+
+use crate::{DurableLog, NodeError, Recovered};
+
+/// How many entries before a snapshot stay in memory for followers that lag a little (etcd's
+/// `SnapshotCatchUpEntries`).
+pub const SNAPSHOT_CATCH_UP_ENTRIES: u64 = 5_000;
+
+/// The raft parameters of a member.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// The member ID; never 0.
+    pub id: u64,
+    /// Ticks without a leader before a follower campaigns.
+    pub election_tick: usize,
+    /// Ticks between leader heartbeats.
+    pub heartbeat_tick: usize,
+    /// Bytes of entries per append message.
+    pub max_size_per_msg: u64,
+    /// Append messages in flight per follower.
+    pub max_inflight_msgs: usize,
+}
+
+impl NodeConfig {
+    /// etcd's defaults for everything but the ID and ticks.
+    pub fn new(id: u64, election_tick: usize, heartbeat_tick: usize) -> NodeConfig {
+        NodeConfig {
+            id,
+            election_tick,
+            heartbeat_tick,
+            max_size_per_msg: 1024 * 1024,
+            max_inflight_msgs: 4096 / 8,
+        }
+    }
+}
+
+/// What one round of [`RaftNode::process_ready`] produced, after its durable part was done.
+#[derive(Debug, Default)]
+pub struct ReadyOutput {
+    /// Entries committed, in log order, for the state machine.
+    pub committed: Vec<Entry>,
+    /// Answers to read index requests.
+    pub read_states: Vec<ReadState>,
+    /// The new leader and role, when they changed.
+    pub soft_state: Option<(u64, StateRole)>,
+    /// A snapshot received from the leader, already durable; the state machine must load it.
+    pub snapshot: Option<Snapshot>,
+}
+
+/// Why a proposal was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum ProposeError {
+    /// There is no leader to take it (raft-rs drops proposals then).
+    #[error("no leader")]
+    NoLeader,
+    /// Raft refused it for another reason (a leadership transfer in progress, say).
+    #[error("proposal dropped: {0}")]
+    Dropped(raft::Error),
+}
+
+/// A raft member. See the module doc.
+pub struct RaftNode<L: DurableLog> {
+    raw: RawNode<MemStorage>,
+    log: L,
+    /// Conf states by the index of the conf change that made them, oldest first: a snapshot
+    /// at index `i` records the last one at or before `i`.
+    conf_states: Vec<(u64, ConfState)>,
+}
+
+impl<L: DurableLog> RaftNode<L> {
+    /// A node starting from `recovered` (a bootstrap or a restart), writing to `log`.
+    pub fn new(config: &NodeConfig, recovered: Recovered, log: L) -> Result<Self, NodeError> {
+        let storage = MemStorage::new();
+        let mut applied = 0;
+        let mut conf_states = Vec::new();
+        {
+            let mut core = storage.wl();
+            let mut hard_state = recovered.hard_state;
+            if let Some(snapshot) = recovered.snapshot {
+                let metadata = snapshot.get_metadata();
+                applied = metadata.index;
+                hard_state.commit = hard_state.commit.max(metadata.index);
+                hard_state.term = hard_state.term.max(metadata.term);
+                conf_states.push((metadata.index, metadata.get_conf_state().clone()));
+                core.apply_snapshot(snapshot)?;
+            }
+            core.append(&recovered.entries)?;
+            core.set_hardstate(hard_state);
+        }
+        let raft_config = raft::Config {
+            id: config.id,
+            election_tick: config.election_tick,
+            heartbeat_tick: config.heartbeat_tick,
+            applied,
+            max_size_per_msg: config.max_size_per_msg,
+            max_inflight_msgs: config.max_inflight_msgs,
+            check_quorum: true,
+            pre_vote: true,
+            ..raft::Config::default()
+        };
+        raft_config.validate()?;
+        let raw = RawNode::new(&raft_config, storage, &crate::logger::raft_logger())?;
+        Ok(RaftNode {
+            raw,
+            log,
+            conf_states,
+        })
+    }
+
+    /// Advances the logical clock by one tick. Returns whether there may be something to do.
+    pub fn tick(&mut self) -> bool {
+        self.raw.tick()
+    }
+
+    /// Feeds a message from a peer.
+    pub fn step(&mut self, message: Message) -> Result<(), NodeError> {
+        Ok(self.raw.step(message)?)
+    }
+
+    /// Proposes an entry; a follower forwards it to the leader.
+    pub fn propose(&mut self, data: Vec<u8>) -> Result<(), ProposeError> {
+        match self.raw.propose(Vec::new(), data) {
+            Ok(()) => Ok(()),
+            Err(raft::Error::ProposalDropped) if self.leader_id() == raft::INVALID_ID => {
+                Err(ProposeError::NoLeader)
+            }
+            Err(err) => Err(ProposeError::Dropped(err)),
+        }
+    }
+
+    /// Asks for a read index; the answer comes in [`ReadyOutput::read_states`] with `context`.
+    pub fn read_index(&mut self, context: Vec<u8>) {
+        self.raw.read_index(context);
+    }
+
+    /// Starts an election now.
+    pub fn campaign(&mut self) -> Result<(), NodeError> {
+        Ok(self.raw.campaign()?)
+    }
+
+    /// The leader this node knows of (`raft::INVALID_ID`, 0, if none).
+    pub fn leader_id(&self) -> u64 {
+        self.raw.raft.leader_id
+    }
+
+    /// Whether this node leads.
+    pub fn is_leader(&self) -> bool {
+        self.raw.raft.state == StateRole::Leader
+    }
+
+    /// The current term.
+    pub fn term(&self) -> u64 {
+        self.raw.raft.term
+    }
+
+    /// The highest committed index.
+    pub fn commit_index(&self) -> u64 {
+        self.raw.raft.raft_log.committed
+    }
+
+    /// The voters of the current configuration.
+    pub fn voters(&self) -> Vec<u64> {
+        let mut voters: Vec<u64> = self.raw.raft.prs().conf().voters().ids().iter().collect();
+        voters.sort_unstable();
+        voters
+    }
+
+    /// The durable log.
+    pub fn durable_log(&self) -> &L {
+        &self.log
+    }
+
+    /// Stops the node, giving back its durable log (a test crashes it and restarts from it).
+    pub fn into_durable_log(self) -> L {
+        self.log
+    }
+
+    /// Makes everything appended durable (at shutdown: commit-only hard states are appended
+    /// without a sync).
+    pub fn sync_log(&mut self) -> Result<(), NodeError> {
+        self.log.sync()
+    }
+
+    /// Whether [`RaftNode::process_ready`] has anything to do.
+    pub fn has_ready(&self) -> bool {
+        self.raw.has_ready()
+    }
+
+    /// Processes one `Ready`: messages a leader may send at once go to `send` before the log is
+    /// persisted; then entries and hard state are persisted (one sync if raft needs it),
+    /// messages that needed persistence go to `send`, raft advances, and committed entries come
+    /// back for the state machine. Returns `None` when there was nothing to do.
+    pub fn process_ready(
+        &mut self,
+        mut send: impl FnMut(Vec<Message>),
+    ) -> Result<Option<ReadyOutput>, NodeError> {
+        if !self.raw.has_ready() {
+            return Ok(None);
+        }
+        let mut ready = self.raw.ready();
+        let mut output = ReadyOutput::default();
+        if !ready.messages().is_empty() {
+            send(ready.take_messages());
+        }
+        if let Some(soft_state) = ready.ss() {
+            output.soft_state = Some((soft_state.leader_id, soft_state.raft_state));
+        }
+        if !ready.snapshot().is_empty() {
+            let snapshot = ready.snapshot().clone();
+            self.log.save_snapshot(&snapshot)?;
+            let metadata = snapshot.get_metadata();
+            self.conf_states = vec![(metadata.index, metadata.get_conf_state().clone())];
+            self.raw.mut_store().wl().apply_snapshot(snapshot.clone())?;
+            output.snapshot = Some(snapshot);
+        }
+        let committed = ready.take_committed_entries();
+        self.apply_conf_changes(&committed)?;
+        output.committed = committed;
+        output.read_states = ready.take_read_states();
+        let entries = ready.take_entries();
+        let hard_state = ready.hs().cloned();
+        if !entries.is_empty() || hard_state.is_some() {
+            self.log.append(hard_state.as_ref(), &entries)?;
+            if ready.must_sync() {
+                self.log.sync()?;
+            }
+            let mut store = self.raw.mut_store().wl();
+            store.append(&entries)?;
+            if let Some(hard_state) = hard_state {
+                store.set_hardstate(hard_state);
+            }
+        }
+        if !ready.persisted_messages().is_empty() {
+            send(ready.take_persisted_messages());
+        }
+        let mut light = self.raw.advance(ready);
+        if let Some(commit) = light.commit_index() {
+            self.raw.mut_store().wl().mut_hard_state().commit = commit;
+        }
+        if !light.messages().is_empty() {
+            send(light.take_messages());
+        }
+        let committed = light.take_committed_entries();
+        self.apply_conf_changes(&committed)?;
+        output.committed.extend(committed);
+        // The state machine applies asynchronously; raft only needs to know the entries left.
+        self.raw.advance_apply();
+        Ok(Some(output))
+    }
+
+    /// Records a snapshot at `index` (which the state machine has applied and made durable)
+    /// and compacts the log before it, keeping [`SNAPSHOT_CATCH_UP_ENTRIES`] in memory.
+    pub fn snapshot_and_compact(&mut self, index: u64, data: Vec<u8>) -> Result<(), NodeError> {
+        let store = self.raw.store().clone();
+        let first_index = store.first_index()?;
+        if index < first_index {
+            return Ok(()); // already covered by an earlier snapshot
+        }
+        let term = store.term(index)?;
+        let conf_state = self
+            .conf_states
+            .iter()
+            .rev()
+            .find(|(at, _)| *at <= index)
+            .map(|(_, conf_state)| conf_state.clone())
+            .unwrap_or_default();
+        let mut snapshot = Snapshot {
+            data: data.into(),
+            ..Snapshot::default()
+        };
+        let metadata = snapshot.mut_metadata();
+        metadata.index = index;
+        metadata.term = term;
+        metadata.set_conf_state(conf_state.clone());
+        self.log.save_snapshot(&snapshot)?;
+        let compact_to = index.saturating_sub(SNAPSHOT_CATCH_UP_ENTRIES);
+        if compact_to > first_index {
+            store.wl().compact(compact_to)?;
+        }
+        self.log.release_before(index)?;
+        // Only the conf state at the snapshot and later ones can matter again.
+        self.conf_states.retain(|(at, _)| *at > index);
+        self.conf_states.insert(0, (index, conf_state));
+        tracing::info!(index, term, "saved raft snapshot and compacted the log");
+        Ok(())
+    }
+
+    fn apply_conf_changes(&mut self, entries: &[Entry]) -> Result<(), NodeError> {
+        for entry in entries {
+            let conf_state = match entry.get_entry_type() {
+                EntryType::EntryConfChange => {
+                    let change = ConfChange::parse_from_bytes(&entry.data)
+                        .map_err(|e| NodeError::corrupt_entry(entry.index, e))?;
+                    self.raw.apply_conf_change(&change)?
+                }
+                EntryType::EntryConfChangeV2 => {
+                    let change = ConfChangeV2::parse_from_bytes(&entry.data)
+                        .map_err(|e| NodeError::corrupt_entry(entry.index, e))?;
+                    self.raw.apply_conf_change(&change)?
+                }
+                EntryType::EntryNormal => continue,
+            };
+            self.raw.mut_store().wl().set_conf_state(conf_state.clone());
+            self.conf_states.push((entry.index, conf_state));
+        }
+        Ok(())
+    }
+}

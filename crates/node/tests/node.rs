@@ -1,0 +1,233 @@
+//! The raft node on a simulated disk and network, in one thread: bootstrap, election,
+//! commits, crashes and restarts, snapshots, and a three-member cluster.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use raft::eraftpb::{Entry, EntryType, Message};
+use stead_node::{InitialMember, MemLog, NodeConfig, RaftNode, Recovered};
+use stead_wal::WalMetadata;
+
+fn config(id: u64) -> NodeConfig {
+    NodeConfig::new(id, 10, 1)
+}
+
+fn members(ids: &[u64]) -> Vec<InitialMember> {
+    ids.iter()
+        .map(|&id| InitialMember {
+            id,
+            context: format!("member-{id}").into_bytes(),
+        })
+        .collect()
+}
+
+/// Runs ready rounds until nothing is left; returns committed entries and messages sent.
+fn drain(node: &mut RaftNode<MemLog>) -> (Vec<Entry>, Vec<Message>) {
+    let mut committed = Vec::new();
+    let mut sent = Vec::new();
+    while let Some(output) = node
+        .process_ready(|messages| sent.extend(messages))
+        .unwrap()
+    {
+        committed.extend(output.committed);
+    }
+    (committed, sent)
+}
+
+fn data_of(entries: &[Entry]) -> Vec<Vec<u8>> {
+    entries
+        .iter()
+        .filter(|e| e.get_entry_type() == EntryType::EntryNormal && !e.data.is_empty())
+        .map(|e| e.data.to_vec())
+        .collect()
+}
+
+fn single_leader() -> RaftNode<MemLog> {
+    let (log, recovered) = MemLog::bootstrap(WalMetadata::default(), &members(&[1])).unwrap();
+    let mut node = RaftNode::new(&config(1), recovered, log).unwrap();
+    let (committed, _) = drain(&mut node);
+    assert_eq!(committed.len(), 1, "the bootstrap conf change");
+    assert_eq!(committed[0].get_entry_type(), EntryType::EntryConfChange);
+    assert_eq!(node.voters(), [1]);
+    node.campaign().unwrap();
+    drain(&mut node);
+    assert!(node.is_leader());
+    assert_eq!(node.leader_id(), 1);
+    node
+}
+
+#[test]
+fn a_single_member_elects_itself_and_commits_a_batch_with_one_sync() {
+    let mut node = single_leader();
+    let syncs_before = node.durable_log().syncs;
+    for value in [b"a", b"b", b"c"] {
+        node.propose(value.to_vec()).unwrap();
+    }
+    let (committed, sent) = drain(&mut node);
+    assert!(sent.is_empty(), "a single member sends nothing");
+    assert_eq!(
+        data_of(&committed),
+        [b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]
+    );
+    assert_eq!(
+        node.durable_log().syncs - syncs_before,
+        1,
+        "group commit: one fsync"
+    );
+    let last = committed.last().unwrap().index;
+    assert_eq!(node.commit_index(), last);
+}
+
+#[test]
+fn a_crash_keeps_exactly_what_was_synced_and_restart_hands_it_out_again() {
+    let mut node = single_leader();
+    node.propose(b"durable".to_vec()).unwrap();
+    let (committed, _) = drain(&mut node);
+    assert_eq!(data_of(&committed), [b"durable".to_vec()]);
+    let mut log = node.into_durable_log();
+    log.crash();
+    let recovered = log.recover_synced();
+    let mut restarted = RaftNode::new(&config(1), recovered, log).unwrap();
+    let (mut replayed, _) = drain(&mut restarted);
+    // What the durable commit index covers comes out at once, the conf change included.
+    assert_eq!(replayed[0].get_entry_type(), EntryType::EntryConfChange);
+    assert_eq!(restarted.voters(), [1]);
+    // The rest of the durable log (the leader persisted it before it learnt it was committed)
+    // is committed again by the new term's leader.
+    restarted.campaign().unwrap();
+    replayed.extend(drain(&mut restarted).0);
+    assert!(restarted.is_leader());
+    assert!(restarted.term() >= 3, "a new term after the restart");
+    assert_eq!(data_of(&replayed), [b"durable".to_vec()]);
+}
+
+#[test]
+fn after_a_snapshot_a_restart_starts_from_it() {
+    let mut node = single_leader();
+    for i in 0..20u32 {
+        node.propose(i.to_be_bytes().to_vec()).unwrap();
+    }
+    let (committed, _) = drain(&mut node);
+    let snapshot_index = committed[10].index;
+    node.snapshot_and_compact(snapshot_index, b"state".to_vec())
+        .unwrap();
+    node.propose(b"after".to_vec()).unwrap();
+    drain(&mut node);
+    let log = node.into_durable_log();
+    let Recovered { snapshot, .. } = log.recover_synced();
+    let snapshot = snapshot.expect("the snapshot is durable");
+    assert_eq!(snapshot.get_metadata().index, snapshot_index);
+    assert_eq!(snapshot.get_metadata().get_conf_state().voters, [1]);
+    assert_eq!(&snapshot.data[..], b"state");
+    let recovered = log.recover_synced();
+    let mut restarted = RaftNode::new(&config(1), recovered, log).unwrap();
+    let (mut replayed, _) = drain(&mut restarted);
+    assert_eq!(restarted.voters(), [1], "conf state from the snapshot");
+    restarted.campaign().unwrap();
+    replayed.extend(drain(&mut restarted).0);
+    assert!(
+        replayed.iter().all(|e| e.index > snapshot_index),
+        "nothing before the snapshot"
+    );
+    assert_eq!(data_of(&replayed).last().unwrap(), b"after");
+}
+
+/// Three members on a lossless simulated network, in one thread.
+struct Cluster {
+    nodes: BTreeMap<u64, RaftNode<MemLog>>,
+    in_flight: VecDeque<Message>,
+    applied: BTreeMap<u64, Vec<Entry>>,
+}
+
+impl Cluster {
+    fn new(ids: &[u64]) -> Cluster {
+        let mut nodes = BTreeMap::new();
+        for &id in ids {
+            let (log, recovered) =
+                MemLog::bootstrap(WalMetadata::default(), &members(ids)).unwrap();
+            nodes.insert(id, RaftNode::new(&config(id), recovered, log).unwrap());
+        }
+        Cluster {
+            nodes,
+            in_flight: VecDeque::new(),
+            applied: BTreeMap::new(),
+        }
+    }
+
+    /// Processes readies and delivers messages until the cluster is quiet.
+    fn settle(&mut self) {
+        loop {
+            let mut progressed = false;
+            for (&id, node) in &mut self.nodes {
+                let in_flight = &mut self.in_flight;
+                while let Some(output) = node.process_ready(|m| in_flight.extend(m)).unwrap() {
+                    self.applied.entry(id).or_default().extend(output.committed);
+                    progressed = true;
+                }
+            }
+            while let Some(message) = self.in_flight.pop_front() {
+                self.nodes
+                    .get_mut(&message.to)
+                    .unwrap()
+                    .step(message)
+                    .unwrap();
+                progressed = true;
+            }
+            if !progressed {
+                return;
+            }
+        }
+    }
+
+    fn tick_until_leader(&mut self) -> u64 {
+        for _ in 0..1000 {
+            for node in self.nodes.values_mut() {
+                node.tick();
+            }
+            self.settle();
+            if let Some((&id, _)) = self.nodes.iter().find(|(_, n)| n.is_leader()) {
+                return id;
+            }
+        }
+        panic!("no leader elected");
+    }
+}
+
+#[test]
+fn three_members_elect_one_leader_and_agree_on_the_log() {
+    let mut cluster = Cluster::new(&[1, 2, 3]);
+    let leader = cluster.tick_until_leader();
+    for node in cluster.nodes.values() {
+        assert_eq!(node.voters(), [1, 2, 3]);
+        assert_eq!(node.leader_id(), leader);
+    }
+    cluster
+        .nodes
+        .get_mut(&leader)
+        .unwrap()
+        .propose(b"x".to_vec())
+        .unwrap();
+    // A follower's proposal is forwarded to the leader.
+    let follower = *cluster.nodes.keys().find(|&&id| id != leader).unwrap();
+    cluster
+        .nodes
+        .get_mut(&follower)
+        .unwrap()
+        .propose(b"y".to_vec())
+        .unwrap();
+    cluster.settle();
+    // Heartbeats carry the commit index to followers.
+    for _ in 0..3 {
+        for node in cluster.nodes.values_mut() {
+            node.tick();
+        }
+        cluster.settle();
+    }
+    let logs: Vec<Vec<Vec<u8>>> = cluster
+        .applied
+        .values()
+        .map(|entries| data_of(entries))
+        .collect();
+    assert_eq!(logs.len(), 3);
+    assert_eq!(logs[0], [b"x".to_vec(), b"y".to_vec()]);
+    assert!(logs.iter().all(|log| *log == logs[0]), "{logs:?}");
+}

@@ -1,0 +1,302 @@
+//! The apply thread: the only writer of the store.
+//!
+//! It takes batches of committed entries in log order and applies each: a client request
+//! through the MVCC request layer (etcd's semantics), a conf change or member attributes to the
+//! `members` bucket, an empty entry (a new leader's) to nothing. Every entry's raft index is
+//! recorded as the consistent index in the same backend batch as its changes, and entries at or
+//! below the consistent index found at start-up were applied before a restart and are skipped.
+//! The proposer waiting for an entry gets its answer; readers waiting for an index see it via
+//! the applied index. Every `--snapshot-count` entries it commits the backend and asks the
+//! driver to snapshot and compact the raft log there.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::Receiver;
+
+use bytes::Bytes;
+use prost::Message as _;
+use protobuf::Message as _;
+use stead_backend::{BackendError, Bucket, ConsistentIndex};
+use stead_mvcc::{MvccError, request};
+use stead_node::raft::eraftpb::{ConfChange, ConfChangeType, ConfChangeV2, Entry, EntryType};
+use stead_proto::etcdserverpb::{CompactionResponse, InternalRaftRequest, Member, ResponseHeader};
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::oneshot;
+use tracing::{error, info};
+
+use crate::EtcdError;
+use crate::server::{Applied, ApplyOutcome, CLUSTER_VERSION_KEY, DriverInput, Shared};
+
+/// Why the apply thread stopped. Fatal for the member: its store can no longer follow the log.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ApplyError {
+    #[error(transparent)]
+    Mvcc(#[from] MvccError),
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    #[error("cannot decode raft entry {index}: {reason}")]
+    Decode { index: u64, reason: String },
+}
+
+/// Runs until the driver drops its end of the queue (shutdown) or applying fails.
+pub(crate) fn run(
+    batches: Receiver<Vec<Entry>>,
+    consistent_index: u64,
+    snapshot_index: u64,
+    shared: &Arc<Shared>,
+) -> Result<(), ApplyError> {
+    let mut applier = Applier {
+        shared,
+        applied_before_start: consistent_index,
+        applied: consistent_index.max(snapshot_index),
+        last_snapshot: consistent_index.max(snapshot_index),
+    };
+    let result = batches
+        .iter()
+        .try_for_each(|batch| applier.apply_batch(batch));
+    if let Err(err) = &result {
+        error!(error = %err, "applying committed entries failed; stopping the member");
+        shared.stopped.store(true, Ordering::SeqCst);
+    }
+    // Make everything applied durable in the backend: a restart then replays less.
+    let committed = shared.backend.commit();
+    info!(applied = applier.applied, "apply loop stopped");
+    result?;
+    committed?;
+    Ok(())
+}
+
+struct Applier<'a> {
+    shared: &'a Arc<Shared>,
+    /// The consistent index found at start-up: entries at or below it are in the store.
+    applied_before_start: u64,
+    applied: u64,
+    last_snapshot: u64,
+}
+
+impl Applier<'_> {
+    fn apply_batch(&mut self, batch: Vec<Entry>) -> Result<(), ApplyError> {
+        let before = self.applied;
+        for entry in batch {
+            if entry.index <= self.applied_before_start {
+                continue;
+            }
+            debug_assert!(entry.index > self.applied, "entries apply in order, once");
+            self.apply_entry(&entry)?;
+            self.applied = entry.index;
+        }
+        if self.applied != before {
+            self.shared.applied.send_replace(self.applied);
+        }
+        if self.applied - self.last_snapshot >= self.shared.snapshot_count {
+            self.shared.backend.commit()?;
+            match self.shared.driver.try_send(DriverInput::Snapshot {
+                index: self.applied,
+            }) {
+                Ok(()) => self.last_snapshot = self.applied,
+                // The driver is busy; ask again after the next batch.
+                Err(TrySendError::Full(_)) => {}
+                Err(TrySendError::Closed(_)) => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn apply_entry(&mut self, entry: &Entry) -> Result<(), ApplyError> {
+        let consistent_index = ConsistentIndex {
+            index: entry.index,
+            term: entry.term,
+        };
+        match entry.get_entry_type() {
+            EntryType::EntryNormal if entry.data.is_empty() => {
+                self.record_index_only(consistent_index)
+            }
+            EntryType::EntryNormal => {
+                let request =
+                    InternalRaftRequest::decode(Bytes::clone(&entry.data)).map_err(|e| {
+                        ApplyError::Decode {
+                            index: entry.index,
+                            reason: e.to_string(),
+                        }
+                    })?;
+                let id = request.header.as_ref().map_or(0, |h| h.id);
+                let outcome = self.apply_request(request, consistent_index)?;
+                self.shared.proposals.trigger(id, outcome);
+                Ok(())
+            }
+            EntryType::EntryConfChange => {
+                let change =
+                    ConfChange::parse_from_bytes(&entry.data).map_err(|e| ApplyError::Decode {
+                        index: entry.index,
+                        reason: e.to_string(),
+                    })?;
+                self.apply_conf_change(
+                    change.get_change_type(),
+                    change.node_id,
+                    &change.context,
+                    consistent_index,
+                )
+            }
+            EntryType::EntryConfChangeV2 => {
+                let change = ConfChangeV2::parse_from_bytes(&entry.data).map_err(|e| {
+                    ApplyError::Decode {
+                        index: entry.index,
+                        reason: e.to_string(),
+                    }
+                })?;
+                for single in change.get_changes() {
+                    self.apply_conf_change(
+                        single.get_change_type(),
+                        single.node_id,
+                        &change.context,
+                        consistent_index,
+                    )?;
+                }
+                if change.get_changes().is_empty() {
+                    self.record_index_only(consistent_index)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Applies a client request. Client errors are the outcome; storage errors are returned.
+    fn apply_request(
+        &mut self,
+        request: InternalRaftRequest,
+        consistent_index: ConsistentIndex,
+    ) -> Result<ApplyOutcome, ApplyError> {
+        let store = &self.shared.store;
+        if let Some(put) = request.put {
+            let result = self.write(consistent_index, |txn| request::put(txn, &put))?;
+            return client_outcome(result.map(Applied::Put));
+        }
+        if let Some(delete) = request.delete_range {
+            let result = self.write(consistent_index, |txn| request::delete_range(txn, &delete))?;
+            return client_outcome(result.map(Applied::DeleteRange));
+        }
+        if let Some(txn_request) = request.txn {
+            let result = self.write(consistent_index, |txn| {
+                request::txn_write(txn, &txn_request)
+            })?;
+            return client_outcome(result.map(Applied::Txn));
+        }
+        if let Some(compaction) = request.compaction {
+            let (done, physical) = oneshot::channel();
+            let result = store.compact(
+                compaction.revision,
+                Some(Box::new(move || {
+                    let _ = done.send(());
+                })),
+            );
+            self.record_index_only(consistent_index)?;
+            return client_outcome(result.map(|()| Applied::Compaction {
+                response: CompactionResponse {
+                    header: Some(ResponseHeader {
+                        revision: store.current_revision(),
+                        ..ResponseHeader::default()
+                    }),
+                },
+                physical,
+            }));
+        }
+        if let Some(attributes) = request.cluster_member_attr_set {
+            let key = attributes.member_id.to_be_bytes();
+            let stored = self.shared.backend.read().get(Bucket::Members, &key)?;
+            let mut batch = self.shared.backend.batch()?;
+            if let Some(stored) = stored {
+                let mut member = Member::decode(stored).map_err(|e| ApplyError::Decode {
+                    index: consistent_index.index,
+                    reason: format!("stored member: {e}"),
+                })?;
+                if let Some(attributes) = attributes.member_attributes {
+                    member.name = attributes.name;
+                    member.client_ur_ls = attributes.client_urls;
+                }
+                batch.put(Bucket::Members, key.to_vec(), member.encode_to_vec());
+            }
+            batch.set_consistent_index(consistent_index);
+            batch.end()?;
+            return Ok(Ok(Applied::Done));
+        }
+        if let Some(version) = request.cluster_version_set {
+            let mut batch = self.shared.backend.batch()?;
+            batch.put(
+                Bucket::Cluster,
+                CLUSTER_VERSION_KEY,
+                version.ver.clone().into_bytes(),
+            );
+            batch.set_consistent_index(consistent_index);
+            batch.end()?;
+            info!(cluster_version = %version.ver, "set the cluster version");
+            return Ok(Ok(Applied::Done));
+        }
+        // A request kind this version does not apply: recorded, answered as unsupported.
+        self.record_index_only(consistent_index)?;
+        Ok(Err(EtcdError::Internal(
+            "request type not supported by this member".into(),
+        )))
+    }
+
+    fn apply_conf_change(
+        &mut self,
+        change_type: ConfChangeType,
+        member_id: u64,
+        context: &[u8],
+        consistent_index: ConsistentIndex,
+    ) -> Result<(), ApplyError> {
+        let key = member_id.to_be_bytes();
+        let mut batch = self.shared.backend.batch()?;
+        match change_type {
+            ConfChangeType::AddNode | ConfChangeType::AddLearnerNode => {
+                let mut member = Member::decode(context).map_err(|e| ApplyError::Decode {
+                    index: consistent_index.index,
+                    reason: format!("conf change context: {e}"),
+                })?;
+                member.id = member_id;
+                member.is_learner = change_type == ConfChangeType::AddLearnerNode;
+                info!(member_id = %crate::membership::format_id(member_id), name = %member.name,
+                    peer_urls = ?member.peer_ur_ls, "added member");
+                batch.put(Bucket::Members, key.to_vec(), member.encode_to_vec());
+            }
+            ConfChangeType::RemoveNode => {
+                batch.delete(Bucket::Members, key.to_vec());
+                batch.put(Bucket::MembersRemoved, key.to_vec(), Vec::new());
+            }
+        }
+        batch.set_consistent_index(consistent_index);
+        batch.end()?;
+        Ok(())
+    }
+
+    /// Runs `apply` in one write transaction that also records the entry's consistent index.
+    /// The request's own result is returned as is; failing to end the transaction is fatal.
+    fn write<T>(
+        &self,
+        consistent_index: ConsistentIndex,
+        apply: impl FnOnce(&mut stead_mvcc::WriteTxn<'_>) -> Result<T, MvccError>,
+    ) -> Result<Result<T, MvccError>, ApplyError> {
+        let mut txn = self.shared.store.write()?;
+        let result = apply(&mut txn);
+        txn.set_consistent_index(consistent_index)?;
+        txn.end()?;
+        Ok(result)
+    }
+
+    fn record_index_only(&mut self, consistent_index: ConsistentIndex) -> Result<(), ApplyError> {
+        let mut batch = self.shared.backend.batch()?;
+        batch.set_consistent_index(consistent_index);
+        batch.end()?;
+        Ok(())
+    }
+}
+
+/// Splits a request's result: client errors answer the proposer, storage errors stop the
+/// member.
+fn client_outcome(result: Result<Applied, MvccError>) -> Result<ApplyOutcome, ApplyError> {
+    match result {
+        Ok(applied) => Ok(Ok(applied)),
+        Err(err @ (MvccError::Backend(_) | MvccError::Corrupt(_))) => Err(err.into()),
+        Err(err) => Ok(Err(EtcdError::from(err))),
+    }
+}

@@ -1,0 +1,312 @@
+//! The `stead` server binary: etcd's command line in, a serving member out.
+//!
+//! It parses the configuration (flags, `ETCD_*` variables, config file), sets up logging, binds
+//! the client and peer listeners (so a port in use fails at once), starts the member, serves
+//! the etcd v3 gRPC services once the member has published itself ("ready to serve client
+//! requests"), and on SIGTERM or SIGINT stops accepting, finishes in-flight work, commits the
+//! backend, syncs the WAL and exits 0.
+
+use std::ffi::OsString;
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Mutex;
+
+use stead_backend::BackendOptions;
+use stead_node::{MemberDirs, WalLog, WalLogOptions};
+use stead_proto::etcdserverpb::{
+    Member, cluster_server::ClusterServer, kv_server::KvServer,
+    maintenance_server::MaintenanceServer,
+};
+use stead_server::config::{self, ClusterState, Invocation, LogLevel, ServerConfig};
+use stead_server::grpc_compat::EtcdCompatible;
+use stead_server::membership::{InitialCluster, Url};
+use stead_server::{BootstrapCluster, EtcdServer, GRPC_OVERHEAD_BYTES, ServerOptions};
+use stead_wal::WalOptions;
+use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio_stream::StreamExt as _;
+use tokio_stream::wrappers::TcpListenerStream;
+use tracing::{error, info, warn};
+
+fn main() -> ExitCode {
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    let env: Vec<(String, String)> = std::env::vars_os()
+        .filter_map(|(key, value)| Some((key.into_string().ok()?, value.into_string().ok()?)))
+        .collect();
+    match config::parse(&args, &env) {
+        Err(err) => {
+            eprintln!("{err}");
+            ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(1))
+        }
+        Ok(Invocation::Help(text)) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Ok(Invocation::Version) => {
+            println!("stead Version: {}", env!("CARGO_PKG_VERSION"));
+            println!("etcd API Version: {}", stead_server::ETCD_VERSION);
+            println!(
+                "OS/Arch: {}/{}",
+                std::env::consts::OS,
+                std::env::consts::ARCH
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(Invocation::Run(config)) => run(*config),
+    }
+}
+
+fn run(config: ServerConfig) -> ExitCode {
+    if let Err(err) = init_logging(&config) {
+        eprintln!("stead: {err}");
+        return ExitCode::from(1);
+    }
+    for warning in &config.warnings {
+        warn!("{warning}");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("stead")
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            error!("cannot start the runtime: {err}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(serve(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            error!("{err}");
+            // Also plainly on stderr: the message names what to fix.
+            let _ = writeln!(std::io::stderr(), "stead: {err}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn serve(config: ServerConfig) -> Result<(), String> {
+    let options = server_options(&config)?;
+    let client_listeners = bind_all(&config.listen_client_urls, "client").await?;
+    // Peers are not served yet (single-member clusters); the port is held so that the
+    // configuration is checked now and nothing else takes it.
+    let _peer_listeners = bind_all(&config.listen_peer_urls, "peer").await?;
+
+    let runtime = tokio::runtime::Handle::current();
+    let server = tokio::task::spawn_blocking(move || EtcdServer::start(options, &runtime))
+        .await
+        .map_err(|e| format!("start-up failed: {e}"))?
+        .map_err(|e| e.to_string())?;
+
+    let mut terminate = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+    tokio::select! {
+        ready = server.ready() => {
+            if !ready {
+                let _ = server.stop().await;
+                return Err("the member stopped before it was ready".into());
+            }
+        }
+        _ = terminate.recv() => return stop(&server, "SIGTERM").await,
+        _ = interrupt.recv() => return stop(&server, "SIGINT").await,
+    }
+
+    let request_bytes_max = usize::try_from(config.max_request_bytes)
+        .unwrap_or(usize::MAX)
+        .saturating_add(GRPC_OVERHEAD_BYTES);
+    let (shutdown, shutdown_requested) = tokio::sync::watch::channel(false);
+    let mut serving = tokio::task::JoinSet::new();
+    for listener in client_listeners {
+        let address = listener
+            .local_addr()
+            .map_err(|e| format!("client listener: {e}"))?;
+        let incoming = TcpListenerStream::new(listener).map(|stream| {
+            if let Ok(stream) = &stream {
+                // Small requests and answers: do not wait to fill a packet.
+                let _ = stream.set_nodelay(true);
+            }
+            stream
+        });
+        let router = tonic::transport::Server::builder()
+            .add_service(EtcdCompatible(
+                KvServer::new(server.clone()).max_decoding_message_size(request_bytes_max),
+            ))
+            .add_service(EtcdCompatible(
+                MaintenanceServer::new(server.clone()).max_decoding_message_size(request_bytes_max),
+            ))
+            .add_service(EtcdCompatible(
+                ClusterServer::new(server.clone()).max_decoding_message_size(request_bytes_max),
+            ));
+        let mut requested = shutdown_requested.clone();
+        serving.spawn(router.serve_with_incoming_shutdown(incoming, async move {
+            let _ = requested.wait_for(|requested| *requested).await;
+        }));
+        info!(%address, "serving insecure client requests on {address}, this is strongly discouraged!");
+    }
+    info!("ready to serve client requests");
+
+    let reason = tokio::select! {
+        _ = terminate.recv() => "SIGTERM",
+        _ = interrupt.recv() => "SIGINT",
+        _ = server.failed() => "a failure",
+    };
+    info!("stopping on {reason}: no new requests");
+    let _ = shutdown.send(true);
+    while let Some(result) = serving.join_next().await {
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => warn!("client listener ended with an error: {err}"),
+            Err(err) => warn!("client listener task failed: {err}"),
+        }
+    }
+    if reason == "a failure" {
+        let stopped = server.stop().await;
+        return Err(match stopped {
+            Err(why) => format!("the member failed: {why}"),
+            Ok(()) => "the member failed".into(),
+        });
+    }
+    stop(&server, reason).await
+}
+
+async fn stop(server: &EtcdServer, reason: &str) -> Result<(), String> {
+    info!("stopping on {reason}");
+    server.stop().await
+}
+
+/// The member's options from the configuration.
+fn server_options(config: &ServerConfig) -> Result<ServerOptions, String> {
+    let dirs = MemberDirs::new(&config.data_dir, config.wal_dir.as_deref());
+    if config.initial_cluster_state == ClusterState::Existing && !WalLog::exists(&dirs.wal) {
+        return Err(
+            "stead: joining an existing cluster (--initial-cluster-state=existing) is not \
+             supported yet"
+                .into(),
+        );
+    }
+    let initial = InitialCluster::from_config(config).map_err(|e| e.to_string())?;
+    let bootstrap = BootstrapCluster {
+        member_id: initial.local_member_id,
+        cluster_id: initial.cluster_id,
+        members: initial
+            .members
+            .iter()
+            .map(|member| Member {
+                id: member.id,
+                name: member.name.clone(),
+                peer_ur_ls: member.peer_urls.clone(),
+                client_ur_ls: member.client_urls.clone(),
+                is_learner: member.is_learner,
+            })
+            .collect(),
+    };
+    let mut backend = BackendOptions::default();
+    if let Some(interval) = config.backend_batch_interval {
+        backend.batch_interval = interval;
+    }
+    if let Some(limit) = config.backend_batch_limit {
+        backend.batch_limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    }
+    Ok(ServerOptions {
+        name: config.name.clone(),
+        data_dir: config.data_dir.clone(),
+        wal_dir: config.wal_dir.clone(),
+        advertise_client_urls: config
+            .advertise_client_urls
+            .iter()
+            .map(Url::to_string)
+            .collect(),
+        bootstrap,
+        heartbeat_interval: config.heartbeat_interval,
+        election_timeout: config.election_timeout,
+        snapshot_count: config.snapshot_count,
+        quota_backend_bytes: config.quota_backend_bytes_effective().unwrap_or(u64::MAX),
+        max_request_bytes: usize::try_from(config.max_request_bytes).unwrap_or(usize::MAX),
+        max_txn_ops: usize::try_from(config.max_txn_ops).unwrap_or(usize::MAX),
+        backend,
+        wal: WalLogOptions {
+            wal: WalOptions::default(),
+            snapshots_max: match config.max_snapshots {
+                0 => usize::MAX,
+                count => usize::try_from(count).unwrap_or(usize::MAX),
+            },
+        },
+    })
+}
+
+/// Binds every URL's host and port (every address a host name resolves to).
+async fn bind_all(urls: &[Url], what: &str) -> Result<Vec<TcpListener>, String> {
+    let mut listeners = Vec::new();
+    for url in urls {
+        if url.scheme() != "http" {
+            return Err(format!(
+                "stead: {what} URL {url}: only http:// is supported yet (no TLS, no unix sockets)"
+            ));
+        }
+        let addresses: Vec<SocketAddr> = tokio::net::lookup_host(url.host())
+            .await
+            .map_err(|e| format!("cannot resolve {what} URL {url}: {e}"))?
+            .collect();
+        let mut bound_any = false;
+        let mut last_error = None;
+        for address in addresses {
+            match TcpListener::bind(address).await {
+                Ok(listener) => {
+                    listeners.push(listener);
+                    bound_any = true;
+                }
+                Err(e) => last_error = Some(format!("listen tcp {address}: {e}")),
+            }
+        }
+        if !bound_any {
+            return Err(format!(
+                "cannot listen on {what} URL {url}: {}",
+                last_error.unwrap_or_else(|| "no address".into())
+            ));
+        }
+    }
+    Ok(listeners)
+}
+
+fn init_logging(config: &ServerConfig) -> Result<(), String> {
+    let level = match config.log_level {
+        LogLevel::Debug => "debug",
+        LogLevel::Info => "info",
+        LogLevel::Warn => "warn",
+        LogLevel::Error | LogLevel::Panic | LogLevel::Fatal => "error",
+    };
+    // Our crates and raft at the chosen level; the network stack only when it has something
+    // to warn about.
+    let filter = tracing_subscriber::EnvFilter::new(format!(
+        "warn,stead={level},stead_server={level},stead_node={level},stead_wal={level},stead_backend={level},stead_mvcc={level},raft={level}"
+    ));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false);
+    let outputs: Vec<&str> = config.log_outputs.iter().map(String::as_str).collect();
+    match outputs.as_slice() {
+        [] | ["default"] | ["stderr"] => builder.with_writer(std::io::stderr).init(),
+        ["stdout"] => builder.with_writer(std::io::stdout).init(),
+        ["systemd/journal"] => {
+            return Err("--log-outputs systemd/journal is not supported yet".into());
+        }
+        [path] => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| format!("cannot open log output {path}: {e}"))?;
+            builder.with_writer(Mutex::new(file)).init();
+        }
+        other => {
+            return Err(format!(
+                "--log-outputs {}: only one of default, stderr, stdout or a file path is \
+                 supported yet",
+                other.join(",")
+            ));
+        }
+    }
+    Ok(())
+}

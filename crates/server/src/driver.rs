@@ -1,0 +1,181 @@
+//! The driver thread: the one owner of the raft node.
+//!
+//! Each round takes every input waiting in the inbox (ticks, proposals, read index requests,
+//! snapshot notices), then processes `Ready`s until raft is quiet: whatever arrived together
+//! is persisted with one WAL fsync, which is where write batching comes from. Committed
+//! entries go to the apply thread in order; read states answer the read loop.
+//!
+//! Proposals that arrive while there is no leader wait here (at most
+//! [`PENDING_PROPOSALS_MAX`]), as etcd's proposals wait, and go to raft once a leader is known;
+//! their callers time out on their own.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::SyncSender;
+use std::time::Duration;
+
+use stead_node::raft::eraftpb::Entry;
+use stead_node::{NodeError, ProposeError, RaftNode, WalLog};
+use tokio::sync::mpsc::{Receiver, error::TrySendError};
+use tracing::{error, info, warn};
+
+use crate::EtcdError;
+use crate::server::{DriverInput, Shared};
+
+/// Inputs taken from the inbox in one round, so that a flood of proposals still lets raft
+/// make progress (and fsync) regularly.
+const INPUTS_PER_ROUND_MAX: usize = 4096;
+/// Proposals held while there is no leader; beyond it they fail with "no leader".
+pub(crate) const PENDING_PROPOSALS_MAX: usize = 8192;
+
+/// Why the driver stopped on its own. Fatal for the member.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum DriverError {
+    #[error(transparent)]
+    Node(#[from] NodeError),
+    #[error("the apply thread stopped")]
+    ApplyStopped,
+}
+
+/// Runs the driver until it is told to stop or the inbox closes. An error is fatal for the
+/// member: the caller stops it.
+pub(crate) fn run(
+    mut node: RaftNode<WalLog>,
+    mut inbox: Receiver<DriverInput>,
+    apply: SyncSender<Vec<Entry>>,
+    shared: &Arc<Shared>,
+) -> Result<(), DriverError> {
+    let result = drive(&mut node, &mut inbox, &apply, shared);
+    if let Err(err) = &result {
+        error!(error = %err, "raft driver failed; stopping the member");
+    }
+    shared.stopped.store(true, Ordering::SeqCst);
+    // Whatever raft still had to persist was persisted in the last round; commit-only hard
+    // states may be buffered: sync them too.
+    if let Err(err) = node.sync_log() {
+        error!(error = %err, "final WAL sync failed");
+    }
+    // Dropping `apply` lets the apply thread finish what it has and stop.
+    drop(apply);
+    result
+}
+
+fn drive(
+    node: &mut RaftNode<WalLog>,
+    inbox: &mut Receiver<DriverInput>,
+    apply: &SyncSender<Vec<Entry>>,
+    shared: &Arc<Shared>,
+) -> Result<(), DriverError> {
+    let mut pending: VecDeque<(u64, Vec<u8>)> = VecDeque::new();
+    let mut stopping = false;
+    while !stopping {
+        let Some(first) = inbox.blocking_recv() else {
+            return Ok(());
+        };
+        let mut input = Some(first);
+        let mut taken = 0;
+        while let Some(next) = input.take() {
+            taken += 1;
+            match next {
+                DriverInput::Tick => {
+                    node.tick();
+                }
+                DriverInput::Propose { id, data } => {
+                    if node.leader_id() == 0 {
+                        if pending.len() >= PENDING_PROPOSALS_MAX {
+                            shared.proposals.trigger(id, Err(EtcdError::NoLeader));
+                        } else {
+                            pending.push_back((id, data));
+                        }
+                    } else {
+                        propose(node, shared, id, data);
+                    }
+                }
+                DriverInput::ReadIndex { context } => {
+                    node.read_index(context.to_be_bytes().to_vec());
+                }
+                DriverInput::Snapshot { index } => node.snapshot_and_compact(index, Vec::new())?,
+                DriverInput::Stop => stopping = true,
+            }
+            if taken < INPUTS_PER_ROUND_MAX {
+                input = inbox.try_recv().ok();
+            }
+        }
+        process(node, apply, shared)?;
+        // A sole voter need not wait an election timeout to lead (etcd fast-forwards its
+        // election ticks for the same reason). Checked after processing: the conf change
+        // that makes this member the voter may just have been applied.
+        if node.leader_id() == 0 && node.voters() == [shared.member_id] {
+            node.campaign()?;
+            process(node, apply, shared)?;
+        }
+        if node.leader_id() != 0 && !pending.is_empty() {
+            for (id, data) in pending.drain(..) {
+                propose(node, shared, id, data);
+            }
+            process(node, apply, shared)?;
+        }
+    }
+    info!("raft driver stopped");
+    Ok(())
+}
+
+fn propose(node: &mut RaftNode<WalLog>, shared: &Shared, id: u64, data: Vec<u8>) {
+    match node.propose(data) {
+        Ok(()) => {}
+        Err(ProposeError::NoLeader) => shared.proposals.trigger(id, Err(EtcdError::NoLeader)),
+        Err(ProposeError::Dropped(err)) => {
+            warn!(error = %err, "raft dropped a proposal");
+            shared.proposals.trigger(id, Err(EtcdError::LeaderChanged));
+        }
+    }
+}
+
+/// Processes `Ready`s until raft is quiet.
+fn process(
+    node: &mut RaftNode<WalLog>,
+    apply: &SyncSender<Vec<Entry>>,
+    shared: &Shared,
+) -> Result<(), DriverError> {
+    // A single member has no peers: messages would only be for others.
+    while let Some(output) = node.process_ready(|_messages| {})? {
+        if let Some((leader, role)) = output.soft_state {
+            let previous = shared.raft.leader.swap(leader, Ordering::Relaxed);
+            if previous != leader {
+                info!(leader = %crate::membership::format_id(leader), ?role, term = node.term(), "raft leader changed");
+            }
+        }
+        shared.raft.term.store(node.term(), Ordering::Relaxed);
+        shared
+            .raft
+            .commit
+            .store(node.commit_index(), Ordering::Relaxed);
+        for state in output.read_states {
+            if let Ok(context) = <[u8; 8]>::try_from(&state.request_ctx[..]) {
+                shared
+                    .read_states
+                    .trigger(u64::from_be_bytes(context), state.index);
+            }
+        }
+        if !output.committed.is_empty() && apply.send(output.committed).is_err() {
+            // The apply thread stopped (it failed): nothing more can be applied.
+            return Err(DriverError::ApplyStopped);
+        }
+    }
+    Ok(())
+}
+
+/// Ticks the driver every heartbeat interval. A tick that finds the inbox full is skipped:
+/// the driver is busy, and will catch up (etcd's "a tick missed to fire").
+pub(crate) async fn tick(shared: Arc<Shared>, interval: Duration) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        match shared.driver.try_send(DriverInput::Tick) {
+            Ok(()) | Err(TrySendError::Full(_)) => {}
+            Err(TrySendError::Closed(_)) => return,
+        }
+    }
+}

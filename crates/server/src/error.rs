@@ -1,0 +1,151 @@
+//! The errors clients see: etcd's gRPC status codes and messages (`rpctypes`), exactly, since
+//! clients match on the texts.
+
+use stead_mvcc::MvccError;
+use tonic::{Code, Status};
+
+/// An error answered to a client. Each variant is one of etcd's `rpctypes.ErrGRPC*`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum EtcdError {
+    #[error("etcdserver: key is not provided")]
+    EmptyKey,
+    #[error("etcdserver: key not found")]
+    KeyNotFound,
+    #[error("etcdserver: value is provided")]
+    ValueProvided,
+    #[error("etcdserver: lease is provided")]
+    LeaseProvided,
+    #[error("etcdserver: too many operations in txn request")]
+    TooManyOps,
+    #[error("etcdserver: duplicate key given in txn request")]
+    DuplicateKey,
+    #[error("etcdserver: mvcc: required revision has been compacted")]
+    Compacted,
+    #[error("etcdserver: mvcc: required revision is a future revision")]
+    FutureRevision,
+    #[error("etcdserver: mvcc: database space exceeded")]
+    NoSpace,
+    #[error("etcdserver: requested lease not found")]
+    LeaseNotFound,
+    #[error("etcdserver: request is too large")]
+    RequestTooLarge,
+    #[error("etcdserver: no leader")]
+    NoLeader,
+    #[error("etcdserver: leader changed")]
+    LeaderChanged,
+    #[error("etcdserver: server stopped")]
+    Stopped,
+    #[error("etcdserver: request timed out")]
+    Timeout,
+    #[error("etcdserver: corrupt cluster")]
+    Corrupt,
+    /// Something broke inside the member; the message says what (not one of etcd's texts).
+    #[error("etcdserver: {0}")]
+    Internal(String),
+}
+
+impl EtcdError {
+    /// etcd's gRPC status code for the error.
+    pub fn code(&self) -> Code {
+        match self {
+            EtcdError::EmptyKey
+            | EtcdError::KeyNotFound
+            | EtcdError::ValueProvided
+            | EtcdError::LeaseProvided
+            | EtcdError::TooManyOps
+            | EtcdError::DuplicateKey
+            | EtcdError::RequestTooLarge => Code::InvalidArgument,
+            EtcdError::Compacted | EtcdError::FutureRevision => Code::OutOfRange,
+            EtcdError::NoSpace => Code::ResourceExhausted,
+            EtcdError::LeaseNotFound => Code::NotFound,
+            EtcdError::NoLeader
+            | EtcdError::LeaderChanged
+            | EtcdError::Stopped
+            | EtcdError::Timeout => Code::Unavailable,
+            EtcdError::Corrupt => Code::DataLoss,
+            EtcdError::Internal(_) => Code::Internal,
+        }
+    }
+}
+
+impl From<EtcdError> for Status {
+    fn from(err: EtcdError) -> Status {
+        Status::new(err.code(), err.to_string())
+    }
+}
+
+impl From<MvccError> for EtcdError {
+    fn from(err: MvccError) -> EtcdError {
+        match err {
+            MvccError::Compacted => EtcdError::Compacted,
+            MvccError::FutureRevision => EtcdError::FutureRevision,
+            MvccError::KeyNotFound => EtcdError::KeyNotFound,
+            MvccError::LeaseNotFound => EtcdError::LeaseNotFound,
+            MvccError::Closed => EtcdError::Stopped,
+            other @ (MvccError::Backend(_) | MvccError::Corrupt(_)) => {
+                EtcdError::Internal(other.to_string())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_and_texts_are_etcds() {
+        let cases = [
+            (
+                EtcdError::EmptyKey,
+                Code::InvalidArgument,
+                "etcdserver: key is not provided",
+            ),
+            (
+                EtcdError::TooManyOps,
+                Code::InvalidArgument,
+                "etcdserver: too many operations in txn request",
+            ),
+            (
+                EtcdError::Compacted,
+                Code::OutOfRange,
+                "etcdserver: mvcc: required revision has been compacted",
+            ),
+            (
+                EtcdError::FutureRevision,
+                Code::OutOfRange,
+                "etcdserver: mvcc: required revision is a future revision",
+            ),
+            (
+                EtcdError::RequestTooLarge,
+                Code::InvalidArgument,
+                "etcdserver: request is too large",
+            ),
+            (
+                EtcdError::Timeout,
+                Code::Unavailable,
+                "etcdserver: request timed out",
+            ),
+            (
+                EtcdError::NoLeader,
+                Code::Unavailable,
+                "etcdserver: no leader",
+            ),
+            (
+                EtcdError::LeaseNotFound,
+                Code::NotFound,
+                "etcdserver: requested lease not found",
+            ),
+            (
+                EtcdError::NoSpace,
+                Code::ResourceExhausted,
+                "etcdserver: mvcc: database space exceeded",
+            ),
+        ];
+        for (err, code, text) in cases {
+            let status = Status::from(err);
+            assert_eq!(status.code(), code);
+            assert_eq!(status.message(), text);
+        }
+    }
+}

@@ -1,0 +1,557 @@
+//! The member: its shared state, start-up (bootstrap or restart), the request paths, and
+//! shutdown.
+//!
+//! Threads, and who talks to whom:
+//! - the **driver** thread owns the raft node (`driver.rs`): it takes ticks, proposals, read
+//!   index requests and snapshot notices from its inbox, processes each `Ready` (one WAL fsync
+//!   for everything that arrived since the last one), hands committed entries to the apply
+//!   thread and answers read indexes;
+//! - the **apply** thread (`apply.rs`) is the only writer of the store: it applies committed
+//!   entries in order, records the consistent index with them, answers the waiting proposals
+//!   and publishes the applied index;
+//! - tokio tasks serve gRPC, tick the driver, batch linearizable reads (`read_index.rs`) and
+//!   publish this member's attributes.
+//!
+//! Every queue between them is bounded; see the constants.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use prost::Message as _;
+use stead_backend::{Backend, BackendOptions, Bucket};
+use stead_mvcc::{NoLeases, Store, StoreOptions};
+use stead_node::{InitialMember, MemberDirs, NodeConfig, RaftNode, WalLog, WalLogOptions};
+use stead_proto::etcdserverpb::{
+    CompactionResponse, DeleteRangeResponse, InternalRaftRequest, Member, PutResponse,
+    RequestHeader, ResponseHeader, TxnResponse,
+};
+use stead_wal::WalMetadata;
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::{info, warn};
+
+use crate::membership::format_id;
+use crate::read_index::ReadIndexer;
+use crate::wait::Waiters;
+use crate::{EtcdError, apply, driver, id::IdGenerator};
+
+/// Inputs the driver thread's inbox holds at most; a full inbox makes proposers wait.
+pub(crate) const DRIVER_INBOX_MAX: usize = 8192;
+/// Batches of committed entries queued for the apply thread; a full queue makes the driver
+/// wait, which slows raft down to the speed of apply.
+pub(crate) const APPLY_QUEUE_MAX: usize = 64;
+/// gRPC's overhead allowed above `--max-request-bytes` for a request message (etcd's
+/// `grpcOverheadBytes`).
+pub const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
+/// The etcd API version stead implements, reported by Status.
+pub const ETCD_VERSION: &str = "3.5.0";
+/// The cluster version the leader sets (etcd's major.minor.0).
+const CLUSTER_VERSION: &str = "3.5.0";
+/// Key of the cluster version in the `cluster` bucket (etcd's name).
+pub(crate) const CLUSTER_VERSION_KEY: &[u8] = b"clusterVersion";
+
+/// What a member needs to start. Built by the binary from the configuration.
+#[derive(Clone, Debug)]
+pub struct ServerOptions {
+    pub name: String,
+    pub data_dir: PathBuf,
+    /// A separate WAL directory (`--wal-dir`), if any.
+    pub wal_dir: Option<PathBuf>,
+    /// This member's client URLs, published to the cluster.
+    pub advertise_client_urls: Vec<String>,
+    /// The cluster to create when the data dir is new; ignored on restart (as etcd does).
+    pub bootstrap: BootstrapCluster,
+    pub heartbeat_interval: Duration,
+    pub election_timeout: Duration,
+    /// Applied entries between raft snapshots (`--snapshot-count`).
+    pub snapshot_count: u64,
+    pub quota_backend_bytes: u64,
+    pub max_request_bytes: usize,
+    pub max_txn_ops: usize,
+    pub backend: BackendOptions,
+    pub wal: WalLogOptions,
+}
+
+/// The initial cluster of a new member, with etcd's IDs.
+#[derive(Clone, Debug)]
+pub struct BootstrapCluster {
+    pub member_id: u64,
+    pub cluster_id: u64,
+    /// Every initial member: ID, name and peer URLs (client URLs come when each publishes).
+    pub members: Vec<Member>,
+}
+
+/// Why a member could not start. The message names the file or setting at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Node(#[from] stead_node::NodeError),
+    #[error("{0}")]
+    Backend(#[from] stead_backend::BackendError),
+    #[error("{0}")]
+    Mvcc(#[from] stead_mvcc::MvccError),
+    #[error("cannot start member: {0}")]
+    DataDir(String),
+    #[error("cannot start thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// What an applied proposal answers.
+#[derive(Debug)]
+pub(crate) enum Applied {
+    Put(PutResponse),
+    DeleteRange(DeleteRangeResponse),
+    Txn(TxnResponse),
+    Compaction {
+        response: CompactionResponse,
+        /// Resolves when the physical compaction finished.
+        physical: oneshot::Receiver<()>,
+    },
+    /// A request with nothing to answer (member attributes).
+    Done,
+}
+
+pub(crate) type ApplyOutcome = Result<Applied, EtcdError>;
+
+/// An input of the driver thread.
+#[derive(Debug)]
+pub(crate) enum DriverInput {
+    Tick,
+    Propose {
+        id: u64,
+        data: Vec<u8>,
+    },
+    ReadIndex {
+        context: u64,
+    },
+    /// The state machine is durable up to `index`: snapshot and compact the log there.
+    Snapshot {
+        index: u64,
+    },
+    Stop,
+}
+
+/// Raft's state, as the driver last saw it, for headers and Status.
+#[derive(Default)]
+pub(crate) struct RaftStatus {
+    pub(crate) term: AtomicU64,
+    pub(crate) leader: AtomicU64,
+    pub(crate) commit: AtomicU64,
+}
+
+/// State shared by the threads and tasks of a member.
+pub(crate) struct Shared {
+    pub(crate) member_id: u64,
+    pub(crate) cluster_id: u64,
+    pub(crate) name: String,
+    pub(crate) advertise_client_urls: Vec<String>,
+    pub(crate) store: Store,
+    pub(crate) backend: Arc<Backend>,
+    pub(crate) raft: RaftStatus,
+    pub(crate) driver: mpsc::Sender<DriverInput>,
+    pub(crate) proposals: Waiters<ApplyOutcome>,
+    pub(crate) read_states: Waiters<u64>,
+    pub(crate) applied: watch::Sender<u64>,
+    pub(crate) ids: IdGenerator,
+    pub(crate) read_indexer: ReadIndexer,
+    pub(crate) request_timeout: Duration,
+    pub(crate) max_request_bytes: usize,
+    pub(crate) max_txn_ops: usize,
+    pub(crate) quota_backend_bytes: u64,
+    pub(crate) snapshot_count: u64,
+    /// Set when the member stops (or fails): new requests are refused.
+    pub(crate) stopped: AtomicBool,
+    /// Set once this member's attributes are applied: it serves clients from then on.
+    pub(crate) published: watch::Sender<bool>,
+}
+
+/// A running member. Cheap to clone: the services hold one each.
+#[derive(Clone)]
+pub struct EtcdServer {
+    pub(crate) shared: Arc<Shared>,
+    threads: Arc<std::sync::Mutex<Option<Threads>>>,
+}
+
+struct Threads {
+    driver: JoinHandle<Result<(), driver::DriverError>>,
+    apply: JoinHandle<Result<(), apply::ApplyError>>,
+}
+
+impl EtcdServer {
+    /// Opens (or bootstraps) the member's data dir and starts its threads and tasks on
+    /// `runtime`.
+    pub fn start(
+        options: ServerOptions,
+        runtime: &tokio::runtime::Handle,
+    ) -> Result<EtcdServer, StartError> {
+        let dirs = MemberDirs::new(&options.data_dir, options.wal_dir.as_deref());
+        let db_path = dirs.snap.join("db");
+        let (log, recovered) = if WalLog::exists(&dirs.wal) {
+            let (log, recovered) = WalLog::open(&dirs.wal, &dirs.snap, options.wal)?;
+            if let Some(torn) = &recovered.torn_tail {
+                warn!(path = %torn.path.display(), offset = torn.offset,
+                    "the WAL ended in a torn write (never acknowledged); it was cut off");
+            }
+            info!(data_dir = %options.data_dir.display(),
+                member_id = %format_id(recovered.metadata.member_id),
+                cluster_id = %format_id(recovered.metadata.cluster_id),
+                "restarting member");
+            (log, recovered)
+        } else {
+            if db_path.exists() {
+                return Err(StartError::DataDir(format!(
+                    "{} exists but the WAL directory {} holds no WAL: refusing to overwrite \
+                     a data dir stead did not create",
+                    db_path.display(),
+                    dirs.wal.display()
+                )));
+            }
+            let bootstrap = &options.bootstrap;
+            let members: Vec<InitialMember> = bootstrap
+                .members
+                .iter()
+                .map(|member| InitialMember {
+                    id: member.id,
+                    context: member.encode_to_vec(),
+                })
+                .collect();
+            let metadata = WalMetadata {
+                member_id: bootstrap.member_id,
+                cluster_id: bootstrap.cluster_id,
+            };
+            info!(data_dir = %options.data_dir.display(),
+                member_id = %format_id(bootstrap.member_id),
+                cluster_id = %format_id(bootstrap.cluster_id),
+                "starting a member of a new cluster");
+            WalLog::bootstrap(&dirs.wal, &dirs.snap, metadata, &members, options.wal)?
+        };
+        let metadata = recovered.metadata;
+        let backend = Arc::new(Backend::open(&db_path, options.backend.clone())?);
+        let store = Store::open(
+            Arc::clone(&backend),
+            Arc::new(NoLeases),
+            StoreOptions::default(),
+        )?;
+        let consistent_index = backend.consistent_index()?.index;
+        let snapshot_index = recovered
+            .snapshot
+            .as_ref()
+            .map_or(0, |s| s.get_metadata().index);
+        let heartbeat_ms = options.heartbeat_interval.as_millis().max(1);
+        let election_ticks = (options.election_timeout.as_millis() / heartbeat_ms).max(2) as usize;
+        let node = RaftNode::new(
+            &NodeConfig::new(metadata.member_id, election_ticks, 1),
+            recovered,
+            log,
+        )?;
+
+        let (driver_tx, driver_rx) = mpsc::channel(DRIVER_INBOX_MAX);
+        let (apply_tx, apply_rx) = std::sync::mpsc::sync_channel(APPLY_QUEUE_MAX);
+        let applied = consistent_index.max(snapshot_index);
+        let shared = Arc::new(Shared {
+            member_id: metadata.member_id,
+            cluster_id: metadata.cluster_id,
+            name: options.name.clone(),
+            advertise_client_urls: options.advertise_client_urls.clone(),
+            store,
+            backend,
+            raft: RaftStatus::default(),
+            driver: driver_tx,
+            proposals: Waiters::default(),
+            read_states: Waiters::default(),
+            applied: watch::Sender::new(applied),
+            ids: IdGenerator::new(metadata.member_id),
+            read_indexer: ReadIndexer::default(),
+            // etcd's ReqTimeout: 5 s plus two election timeouts.
+            request_timeout: Duration::from_secs(5) + 2 * options.election_timeout,
+            max_request_bytes: options.max_request_bytes,
+            max_txn_ops: options.max_txn_ops,
+            quota_backend_bytes: options.quota_backend_bytes,
+            snapshot_count: options.snapshot_count.max(1),
+            stopped: AtomicBool::new(false),
+            published: watch::Sender::new(false),
+        });
+
+        let driver = {
+            let shared = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name("raft-driver".into())
+                .spawn(move || driver::run(node, driver_rx, apply_tx, &shared))
+                .map_err(StartError::Thread)?
+        };
+        let apply = {
+            let shared = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name("apply".into())
+                .spawn(move || apply::run(apply_rx, consistent_index, snapshot_index, &shared))
+                .map_err(StartError::Thread)?
+        };
+        let server = EtcdServer {
+            shared,
+            threads: Arc::new(std::sync::Mutex::new(Some(Threads { driver, apply }))),
+        };
+        runtime.spawn(driver::tick(
+            Arc::clone(&server.shared),
+            options.heartbeat_interval,
+        ));
+        runtime.spawn(crate::read_index::run(Arc::clone(&server.shared)));
+        runtime.spawn(publish(server.clone()));
+        Ok(server)
+    }
+
+    /// This member's ID.
+    pub fn member_id(&self) -> u64 {
+        self.shared.member_id
+    }
+
+    /// The cluster's ID.
+    pub fn cluster_id(&self) -> u64 {
+        self.shared.cluster_id
+    }
+
+    /// Waits until this member serves clients: its attributes are published through raft
+    /// (etcd's `ReadyNotify`). Returns false if it stopped first.
+    pub async fn ready(&self) -> bool {
+        let mut published = self.shared.published.subscribe();
+        published.wait_for(|published| *published).await.is_ok()
+            && !self.shared.stopped.load(Ordering::SeqCst)
+    }
+
+    /// Proposes `request` through raft and waits for it to be applied.
+    pub(crate) async fn propose(&self, mut request: InternalRaftRequest) -> ApplyOutcome {
+        let shared = &self.shared;
+        if shared.stopped.load(Ordering::SeqCst) {
+            return Err(EtcdError::Stopped);
+        }
+        let id = shared.ids.next();
+        request.header = Some(RequestHeader {
+            id,
+            ..RequestHeader::default()
+        });
+        let data = request.encode_to_vec();
+        if data.len() > shared.max_request_bytes {
+            return Err(EtcdError::RequestTooLarge);
+        }
+        let answer = shared.proposals.register(id);
+        let deadline = tokio::time::Instant::now() + shared.request_timeout;
+        let sent = tokio::time::timeout_at(
+            deadline,
+            shared.driver.send(DriverInput::Propose { id, data }),
+        )
+        .await;
+        match sent {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => {
+                shared.proposals.cancel(id);
+                return Err(EtcdError::Stopped);
+            }
+            Err(_) => {
+                shared.proposals.cancel(id);
+                return Err(EtcdError::Timeout);
+            }
+        }
+        match tokio::time::timeout_at(deadline, answer).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(_)) => Err(EtcdError::Stopped),
+            Err(_) => {
+                shared.proposals.cancel(id);
+                Err(EtcdError::Timeout)
+            }
+        }
+    }
+
+    /// Waits until this member has applied everything committed before the call: the
+    /// linearizable read barrier (a ReadIndex round shared by all reads waiting).
+    pub(crate) async fn linearizable_read(&self) -> Result<(), EtcdError> {
+        if self.shared.stopped.load(Ordering::SeqCst) {
+            return Err(EtcdError::Stopped);
+        }
+        self.shared.read_indexer.wait().await
+    }
+
+    /// A response header: cluster and member ID, raft term, and `revision` (or the store's).
+    pub(crate) fn header(&self, revision: Option<i64>) -> ResponseHeader {
+        ResponseHeader {
+            cluster_id: self.shared.cluster_id,
+            member_id: self.shared.member_id,
+            revision: revision
+                .filter(|&revision| revision != 0)
+                .unwrap_or_else(|| self.shared.store.current_revision()),
+            raft_term: self.shared.raft.term.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Fills the cluster fields of a header the store produced (its revision stays).
+    pub(crate) fn fill_header(&self, header: &mut Option<ResponseHeader>) {
+        let revision = header.as_ref().map(|h| h.revision);
+        *header = Some(self.header(revision));
+    }
+
+    /// The members of the cluster, from the store.
+    pub(crate) fn members(&self) -> Result<Vec<Member>, EtcdError> {
+        let mut members = Vec::new();
+        let mut corrupt = None;
+        self.shared
+            .backend
+            .read()
+            .for_each(Bucket::Members, &[], None, |_, value| {
+                match Member::decode(value) {
+                    Ok(member) => members.push(member),
+                    Err(e) => corrupt = Some(e.to_string()),
+                }
+                std::ops::ControlFlow::Continue(())
+            })
+            .map_err(|e| EtcdError::Internal(e.to_string()))?;
+        if let Some(corrupt) = corrupt {
+            return Err(EtcdError::Internal(format!(
+                "corrupt member record: {corrupt}"
+            )));
+        }
+        Ok(members)
+    }
+
+    /// Raft's current term, leader, commit and applied index.
+    pub(crate) fn raft_status(&self) -> (u64, u64, u64, u64) {
+        let raft = &self.shared.raft;
+        (
+            raft.term.load(Ordering::Relaxed),
+            raft.leader.load(Ordering::Relaxed),
+            raft.commit.load(Ordering::Relaxed),
+            *self.shared.applied.borrow(),
+        )
+    }
+
+    /// The store.
+    pub(crate) fn store(&self) -> &Store {
+        &self.shared.store
+    }
+
+    /// The backend under the store.
+    pub(crate) fn backend(&self) -> &Backend {
+        &self.shared.backend
+    }
+
+    /// Stops the member: no new requests, the raft log is synced, everything committed so far
+    /// is applied, the backend committed. Returns an error if a thread had failed.
+    pub async fn stop(&self) -> Result<(), String> {
+        self.shared.stopped.store(true, Ordering::SeqCst);
+        let _ = self.shared.driver.send(DriverInput::Stop).await;
+        let threads = self
+            .threads
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .take();
+        let Some(Threads { driver, apply }) = threads else {
+            return Ok(());
+        };
+        let joined = tokio::task::spawn_blocking(move || {
+            let driver = driver.join();
+            let apply = apply.join();
+            (driver, apply)
+        })
+        .await
+        .map_err(|e| format!("joining threads: {e}"))?;
+        self.shared
+            .proposals
+            .trigger_all(|| Err(EtcdError::Stopped));
+        self.shared.published.send_replace(false);
+        let mut failures = Vec::new();
+        match joined.0 {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => failures.push(format!("raft driver: {e}")),
+            Err(_) => failures.push("raft driver panicked".to_owned()),
+        }
+        match joined.1 {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => failures.push(format!("apply: {e}")),
+            Err(_) => failures.push("apply panicked".to_owned()),
+        }
+        let (reads, rounds) = self.shared.read_indexer.counts();
+        info!(reads, rounds, "linearizable reads served");
+        if failures.is_empty() {
+            info!("member stopped cleanly");
+            Ok(())
+        } else {
+            Err(failures.join("; "))
+        }
+    }
+
+    /// Resolves when the member stopped on its own (a thread failed).
+    pub async fn failed(&self) {
+        loop {
+            if self.shared.stopped.load(Ordering::SeqCst) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// As leader, sets the cluster version through raft if it is not set yet (etcd's
+/// `monitorVersions`: every member runs this version, so it is the cluster's).
+async fn set_cluster_version(server: &EtcdServer) {
+    use stead_proto::membershippb::ClusterVersionSetRequest;
+    let shared = &server.shared;
+    let is_leader = shared.raft.leader.load(Ordering::Relaxed) == shared.member_id;
+    let already_set = matches!(
+        shared
+            .backend
+            .read()
+            .get(Bucket::Cluster, CLUSTER_VERSION_KEY),
+        Ok(Some(_))
+    );
+    if !is_leader || already_set {
+        return;
+    }
+    info!(
+        cluster_version = CLUSTER_VERSION,
+        "setting up the initial cluster version"
+    );
+    let request = InternalRaftRequest {
+        cluster_version_set: Some(ClusterVersionSetRequest {
+            ver: CLUSTER_VERSION.to_owned(),
+        }),
+        ..InternalRaftRequest::default()
+    };
+    if let Err(err) = server.propose(request).await {
+        warn!(error = %err, "failed to set the cluster version");
+    }
+}
+
+/// Publishes this member's name and client URLs through raft (etcd's `publishV3`), retrying
+/// until it is applied; then the member serves clients.
+async fn publish(server: EtcdServer) {
+    use stead_proto::membershippb::{Attributes, ClusterMemberAttrSetRequest};
+    let shared = &server.shared;
+    loop {
+        if shared.stopped.load(Ordering::SeqCst) {
+            return;
+        }
+        let request = InternalRaftRequest {
+            cluster_member_attr_set: Some(ClusterMemberAttrSetRequest {
+                member_id: shared.member_id,
+                member_attributes: Some(Attributes {
+                    name: shared.name.clone(),
+                    client_urls: shared.advertise_client_urls.clone(),
+                }),
+            }),
+            ..InternalRaftRequest::default()
+        };
+        match server.propose(request).await {
+            Ok(_) => {
+                info!(member_id = %format_id(shared.member_id), name = %shared.name,
+                    "published local member to cluster through raft");
+                set_cluster_version(&server).await;
+                shared.published.send_replace(true);
+                return;
+            }
+            Err(EtcdError::Stopped) => return,
+            Err(err) => {
+                warn!(error = %err, "failed to publish local member; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,202 @@
+//! Test harness: the real `stead` binary on free loopback ports with a temporary data dir,
+//! talked to with a real client (the `etcd-client` crate).
+
+#![allow(dead_code)] // each test file uses a part
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// Liveness bound for start-up (not a performance assertion).
+const READY_WITHIN: Duration = Duration::from_secs(60);
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("a free port")
+}
+
+/// A `stead` process and where it lives.
+pub struct Member {
+    child: Option<Child>,
+    pub name: String,
+    pub data_dir: PathBuf,
+    pub client_port: u16,
+    pub peer_port: u16,
+    log_path: PathBuf,
+    extra_args: Vec<String>,
+}
+
+impl Member {
+    /// Starts a single-member cluster in `data_dir` and waits until it serves clients.
+    pub fn start(data_dir: &Path, extra_args: &[&str]) -> Member {
+        let mut member = Member::spawn(data_dir, extra_args);
+        member.wait_ready();
+        member
+    }
+
+    /// Starts the process without waiting for it to be ready.
+    pub fn spawn(data_dir: &Path, extra_args: &[&str]) -> Member {
+        let mut member = Member::configure(data_dir, extra_args);
+        member.launch();
+        member
+    }
+
+    /// A member's ports and arguments, not started.
+    pub fn configure(data_dir: &Path, extra_args: &[&str]) -> Member {
+        Member {
+            child: None,
+            name: "default".to_owned(),
+            data_dir: data_dir.to_path_buf(),
+            client_port: free_port(),
+            peer_port: free_port(),
+            log_path: data_dir.with_extension("log"),
+            extra_args: extra_args.iter().map(|a| (*a).to_owned()).collect(),
+        }
+    }
+
+    pub fn client_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.client_port)
+    }
+
+    pub fn peer_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.peer_port)
+    }
+
+    pub fn args(&self) -> Vec<String> {
+        let mut args = vec![
+            "--name".to_owned(),
+            self.name.clone(),
+            "--data-dir".to_owned(),
+            self.data_dir.display().to_string(),
+            "--listen-client-urls".to_owned(),
+            self.client_url(),
+            "--advertise-client-urls".to_owned(),
+            self.client_url(),
+            "--listen-peer-urls".to_owned(),
+            self.peer_url(),
+            "--initial-advertise-peer-urls".to_owned(),
+            self.peer_url(),
+            "--initial-cluster".to_owned(),
+            format!("{}={}", self.name, self.peer_url()),
+        ];
+        args.extend(self.extra_args.iter().cloned());
+        args
+    }
+
+    fn launch(&mut self) {
+        let log = std::fs::File::create(&self.log_path).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_stead"))
+            .args(self.args())
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn stead");
+        self.child = Some(child);
+    }
+
+    /// What the process logged so far.
+    pub fn log(&self) -> String {
+        let mut text = String::new();
+        if let Ok(mut file) = std::fs::File::open(&self.log_path) {
+            let _ = file.read_to_string(&mut text);
+        }
+        text
+    }
+
+    /// Waits for the "ready to serve client requests" line; panics with the log if the
+    /// process exits or does not get there.
+    pub fn wait_ready(&mut self) {
+        let deadline = Instant::now() + READY_WITHIN;
+        loop {
+            if self.log().contains("ready to serve client requests") {
+                return;
+            }
+            if let Some(status) = self.try_exit_status() {
+                panic!(
+                    "stead exited with {status} before it was ready:\n{}",
+                    self.log()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "stead not ready within {READY_WITHIN:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The exit status, if the process has exited.
+    pub fn try_exit_status(&mut self) -> Option<ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|child| child.try_wait().ok().flatten())
+    }
+
+    /// Waits for the process to exit on its own (liveness bound), returning its status.
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + READY_WITHIN;
+        loop {
+            if let Some(status) = self.try_exit_status() {
+                self.child = None;
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "stead did not exit:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL: the process dies at once, as in a crash.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, then waits for the exit status.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let pid = self.child.as_ref().expect("running").id();
+        // SAFETY: kill(2) with a pid we spawned and still own.
+        let sent = unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+        assert_eq!(sent, 0, "kill -TERM {pid}");
+        self.wait_exit()
+    }
+
+    /// Starts the process again on the same data dir and ports; waits until ready.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "stop it first");
+        self.launch();
+        self.wait_ready();
+    }
+
+    pub async fn client(&self) -> etcd_client::Client {
+        etcd_client::Client::connect([self.client_url()], None)
+            .await
+            .expect("connect")
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The gRPC status of a failed call.
+pub fn status_of(err: etcd_client::Error) -> (tonic::Code, String) {
+    match err {
+        etcd_client::Error::GRpcStatus(status) => (status.code(), status.message().to_owned()),
+        other => panic!("not a gRPC status: {other:?}"),
+    }
+}
