@@ -226,6 +226,12 @@ fn get(ctx: &mut Context<'_, '_>) -> Result<(), CtlError> {
     let (mut client, printer) = client_from_ctx(ctx)?;
     let result = block_on(client.range(request, deadline))?;
     let response = finish(&mut client, ctx.out, result)?;
+    // etcdctl 3.5 checks this after the request, as here.
+    if ctx.flags.bool("count-only") && !matches!(printer, Printer::Fields) {
+        return Err(CtlError::BadArgs(
+            "--count-only is only for `--write-out=fields`".to_string(),
+        ));
+    }
     let printer = if ctx.flags.bool("print-value-only") {
         match printer {
             Printer::Simple { hex, .. } => Printer::Simple {

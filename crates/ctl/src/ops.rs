@@ -35,6 +35,9 @@ pub fn prefix_end(key: &[u8]) -> Vec<u8> {
 
 const PREFIX_AND_FROM_KEY: &str =
     "`--prefix` and `--from-key` cannot be set at the same time, choose one";
+/// etcdctl 3.5's refusal of `--keys-only` with `--count-only`.
+const KEYS_AND_COUNT_ONLY: &str =
+    "`--keys-only` and `--count-only` cannot be set at the same time, choose one";
 const TOO_MANY_WITH_RANGE: &str =
     "too many arguments, only accept one argument when `--prefix` or `--from-key` is set";
 
@@ -50,6 +53,9 @@ pub fn range_request(args: &[String], flags: &FlagSet) -> Result<RangeRequest, C
     let from_key = flags.bool("from-key");
     if prefix && from_key {
         return Err(CtlError::BadArgs(PREFIX_AND_FROM_KEY.to_string()));
+    }
+    if flags.bool("keys-only") && flags.bool("count-only") {
+        return Err(CtlError::BadArgs(KEYS_AND_COUNT_ONLY.to_string()));
     }
     let mut request = RangeRequest::default();
     let consistency = flags.string("consistency");
@@ -119,6 +125,7 @@ pub fn range_request(args: &[String], flags: &FlagSet) -> Result<RangeRequest, C
         request.range_end = Bytes::from_static(b"\0");
     }
     request.keys_only = flags.bool("keys-only");
+    request.count_only = flags.bool("count-only");
     request.key = Bytes::from(key);
     Ok(request)
 }

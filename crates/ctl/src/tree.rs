@@ -218,6 +218,8 @@ pub fn get_flags() -> Vec<FlagSpec> {
         ),
         int_flag("rev", "Specify the kv revision"),
         bool_flag("keys-only", "Get only the keys"),
+        // etcdctl 3.5's flag (3.4 has none): the count of matching keys.
+        bool_flag("count-only", "Get only the count"),
         bool_flag(
             "print-value-only",
             "Only write values when using the \"simple\" output format",
