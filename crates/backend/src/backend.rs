@@ -47,7 +47,7 @@ impl Default for BackendOptions {
         BackendOptions {
             batch_interval: Duration::from_millis(100),
             batch_limit: 10_000,
-            cache_bytes: 256 * 1024 * 1024,
+            cache_bytes: 64 * 1024 * 1024,
         }
     }
 }

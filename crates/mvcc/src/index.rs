@@ -17,9 +17,23 @@ use crate::{KeyRange, Revision};
 /// for long.
 const COMPACTION_KEYS_PER_LOCK: usize = 10_000;
 
+/// Keys are owned boxes (16 bytes and one exact allocation each), not `Bytes`.
+type Tree = BTreeMap<Box<[u8]>, KeyIndex>;
+
+/// One change read from the backend at open, for [`TreeIndex::restore`].
+pub(crate) struct StoredChange {
+    pub key: Box<[u8]>,
+    pub revision: Revision,
+    pub tombstone: bool,
+    /// The generation's creation, from the stored key-value.
+    pub created: Revision,
+    /// The key's version at this change, from the stored key-value.
+    pub version: i64,
+}
+
 #[derive(Default)]
 pub(crate) struct TreeIndex {
-    tree: RwLock<BTreeMap<Bytes, KeyIndex>>,
+    tree: RwLock<Tree>,
 }
 
 impl TreeIndex {
@@ -67,7 +81,7 @@ impl TreeIndex {
         let mut keys = Vec::new();
         visit(&self.read(), range, |key, ki| {
             if ki.get(at).is_some() {
-                keys.push(key.clone());
+                keys.push(Bytes::copy_from_slice(key));
             }
             ControlFlow::Continue(())
         });
@@ -83,7 +97,7 @@ impl TreeIndex {
                 let mut ki = KeyIndex::default();
                 ki.put(revision);
                 // A copy: the caller's bytes may be a slice of a much larger request buffer.
-                tree.insert(Bytes::copy_from_slice(key), ki);
+                tree.insert(Box::from(key), ki);
             }
         }
     }
@@ -100,7 +114,7 @@ impl TreeIndex {
     /// nothing left. Returns the revisions at or below `at` that must stay in the backend.
     pub(crate) fn compact(&self, at: i64) -> HashSet<Revision> {
         let mut available = HashSet::new();
-        let mut resume_after: Option<Bytes> = None;
+        let mut resume_after: Option<Box<[u8]>> = None;
         loop {
             let mut tree = self.write();
             let lower = match &resume_after {
@@ -138,36 +152,39 @@ impl TreeIndex {
         available
     }
 
-    /// Restores a key from the backend at open, in revision order: the first revision seen of
-    /// a key sets up its generation (from the stored `created` and `version`, or as a closed
-    /// generation if it is a tombstone a compaction kept); later ones replay as put/tombstone.
-    pub(crate) fn restore(
-        &self,
-        key: &[u8],
-        revision: Revision,
-        tombstone: bool,
-        created: Revision,
-        version: i64,
-    ) {
-        let mut tree = self.write();
-        match tree.get_mut(key) {
-            Some(ki) if tombstone => {
-                // Only a key already deleted would refuse, and a deleted key is not stored
-                // twice: nothing to do then.
-                let _ = ki.tombstone(revision);
-            }
-            Some(ki) => ki.put(revision),
-            None if tombstone => {
-                let mut ki = KeyIndex::default();
-                ki.restore_tombstone(revision);
-                tree.insert(Bytes::copy_from_slice(key), ki);
-            }
-            None => {
-                let mut ki = KeyIndex::default();
-                ki.restore(created, revision, version);
-                tree.insert(Bytes::copy_from_slice(key), ki);
+    /// Rebuilds the index from every change stored in the backend (at open, on an empty
+    /// index). Changes are sorted by key, then revision; each key's first change sets up its
+    /// generation (from the stored `created` and `version`, or as a closed generation if it is
+    /// a tombstone a compaction kept), later ones replay as put or tombstone. The map is then
+    /// built in one pass from sorted input, rather than by a million random inserts.
+    pub(crate) fn restore(&self, mut changes: Vec<StoredChange>) {
+        changes.sort_unstable_by(|a, b| a.key.cmp(&b.key).then(a.revision.cmp(&b.revision)));
+        let mut keys: Vec<(Box<[u8]>, KeyIndex)> = Vec::new();
+        for change in changes {
+            match keys.last_mut() {
+                Some((key, ki)) if *key == change.key => {
+                    if change.tombstone {
+                        // Only a key already deleted would refuse, and a deleted key is not
+                        // stored twice: nothing to do then.
+                        let _ = ki.tombstone(change.revision);
+                    } else {
+                        ki.put(change.revision);
+                    }
+                }
+                _ => {
+                    let mut ki = KeyIndex::default();
+                    if change.tombstone {
+                        ki.restore_tombstone(change.revision);
+                    } else {
+                        ki.restore(change.created, change.revision, change.version);
+                    }
+                    keys.push((change.key, ki));
+                }
             }
         }
+        let mut tree = self.write();
+        debug_assert!(tree.is_empty(), "restore into a used index");
+        *tree = keys.into_iter().collect();
     }
 
     /// Number of keys with any history left.
@@ -175,13 +192,13 @@ impl TreeIndex {
         self.read().len()
     }
 
-    fn read(&self) -> RwLockReadGuard<'_, BTreeMap<Bytes, KeyIndex>> {
+    fn read(&self) -> RwLockReadGuard<'_, Tree> {
         self.tree
             .read()
             .unwrap_or_else(|poison| poison.into_inner())
     }
 
-    fn write(&self) -> RwLockWriteGuard<'_, BTreeMap<Bytes, KeyIndex>> {
+    fn write(&self) -> RwLockWriteGuard<'_, Tree> {
         self.tree
             .write()
             .unwrap_or_else(|poison| poison.into_inner())
@@ -189,11 +206,7 @@ impl TreeIndex {
 }
 
 /// Visits the keys of `range` in order until `f` breaks.
-fn visit(
-    tree: &BTreeMap<Bytes, KeyIndex>,
-    range: &KeyRange,
-    mut f: impl FnMut(&Bytes, &KeyIndex) -> ControlFlow<()>,
-) {
+fn visit(tree: &Tree, range: &KeyRange, mut f: impl FnMut(&[u8], &KeyIndex) -> ControlFlow<()>) {
     let bounds: (Bound<&[u8]>, Bound<&[u8]>) = match range {
         KeyRange::Single(key) => {
             if let Some((key, ki)) = tree.get_key_value(key.as_ref()) {

@@ -18,7 +18,14 @@
 
 use std::collections::HashSet;
 
+use smallvec::SmallVec;
+
 use crate::Revision;
+
+/// Most keys have one live generation of a few revisions (older ones go at compaction): both
+/// are stored inline, so a typical key costs no allocation beyond its map slot.
+type Revisions = SmallVec<[Revision; 1]>;
+type Generations = SmallVec<[Generation; 1]>;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct Generation {
@@ -28,7 +35,7 @@ struct Generation {
     created: Revision,
     /// Revisions of this generation, oldest first; the last is a tombstone in all but the
     /// current generation.
-    revisions: Vec<Revision>,
+    revisions: Revisions,
 }
 
 impl Generation {
@@ -61,7 +68,7 @@ pub(crate) struct KeyAt {
 pub(crate) struct KeyIndex {
     /// Newest revision of the key, tombstones included.
     modified: Revision,
-    generations: Vec<Generation>,
+    generations: Generations,
 }
 
 /// A tombstone for a key that does not exist at the time: a bug in the caller.
@@ -97,7 +104,7 @@ impl KeyIndex {
         self.generations.push(Generation {
             version,
             created,
-            revisions: vec![modified],
+            revisions: smallvec::smallvec![modified],
         });
     }
 

@@ -28,7 +28,7 @@ use stead_backend::{Backend, BatchTx, Bucket, ConsistentIndex};
 use stead_proto::mvccpb::{Event, KeyValue, event::EventType};
 use tracing::{error, info, warn};
 
-use crate::index::TreeIndex;
+use crate::index::{StoredChange, TreeIndex};
 use crate::revision::RevisionKey;
 use crate::{KeyRange, Lessor, MvccError, Revision};
 
@@ -344,30 +344,28 @@ impl Shared {
         }
         let mut current = 1;
         let mut leases: HashMap<Bytes, i64> = HashMap::new();
+        let mut changes = Vec::new();
         let mut corrupt = None;
         view.for_each(Bucket::Key, &[], None, |key, value| {
             let Some(decoded) = RevisionKey::decode(key) else {
                 corrupt = Some(format!("bad revision key {key:?}"));
                 return ControlFlow::Break(());
             };
-            let kv = match KeyValue::decode(value) {
-                Ok(kv) => kv,
-                Err(e) => {
-                    corrupt = Some(format!("bad key-value at {:?}: {e}", decoded.revision));
-                    return ControlFlow::Break(());
-                }
+            let Some(stored) = StoredKeyValue::decode(value) else {
+                corrupt = Some(format!("bad key-value at {:?}", decoded.revision));
+                return ControlFlow::Break(());
             };
-            self.index.restore(
-                &kv.key,
-                decoded.revision,
-                decoded.tombstone,
-                Revision::new(kv.create_revision, 0),
-                kv.version,
-            );
-            if decoded.tombstone || kv.lease == 0 {
-                leases.remove(&kv.key);
+            changes.push(StoredChange {
+                key: Box::from(stored.key),
+                revision: decoded.revision,
+                tombstone: decoded.tombstone,
+                created: Revision::new(stored.create_revision, 0),
+                version: stored.version,
+            });
+            if decoded.tombstone || stored.lease == 0 {
+                leases.remove(stored.key);
             } else {
-                leases.insert(kv.key, kv.lease);
+                leases.insert(Bytes::copy_from_slice(stored.key), stored.lease);
             }
             current = current.max(decoded.revision.main);
             ControlFlow::Continue(())
@@ -375,6 +373,7 @@ impl Shared {
         if let Some(corrupt) = corrupt {
             return Err(MvccError::Corrupt(corrupt));
         }
+        self.index.restore(changes);
         let compact = self.compact_revision.load(Ordering::SeqCst);
         // Every key at or below the compaction may be gone: the store is at least there.
         current = current.max(compact);
@@ -508,6 +507,68 @@ impl Shared {
             Ok(())
         }
     }
+}
+
+/// The fields of a stored `mvccpb.KeyValue` that a restore needs, read in place: the value,
+/// most of the bytes, is skipped rather than copied.
+struct StoredKeyValue<'a> {
+    key: &'a [u8],
+    create_revision: i64,
+    version: i64,
+    lease: i64,
+}
+
+impl<'a> StoredKeyValue<'a> {
+    /// Walks the protobuf fields (key = 1, create_revision = 2, version = 4, lease = 6; others
+    /// skipped by wire type). `None` if the bytes are not a well-formed message.
+    fn decode(mut bytes: &'a [u8]) -> Option<StoredKeyValue<'a>> {
+        let mut stored = StoredKeyValue {
+            key: &[],
+            create_revision: 0,
+            version: 0,
+            lease: 0,
+        };
+        while !bytes.is_empty() {
+            let tag = read_varint(&mut bytes)?;
+            match (tag >> 3, tag & 7) {
+                (field, 0) => {
+                    let number = read_varint(&mut bytes)? as i64;
+                    match field {
+                        2 => stored.create_revision = number,
+                        4 => stored.version = number,
+                        6 => stored.lease = number,
+                        _ => {}
+                    }
+                }
+                (field, 2) => {
+                    let length = usize::try_from(read_varint(&mut bytes)?).ok()?;
+                    let (field_bytes, rest) = bytes.split_at_checked(length)?;
+                    if field == 1 {
+                        stored.key = field_bytes;
+                    }
+                    bytes = rest;
+                }
+                (_, 1) => bytes = bytes.get(8..)?,
+                (_, 5) => bytes = bytes.get(4..)?,
+                _ => return None,
+            }
+        }
+        Some(stored)
+    }
+}
+
+/// A protobuf base-128 varint.
+fn read_varint(bytes: &mut &[u8]) -> Option<u64> {
+    let mut value = 0u64;
+    for shift in (0..64).step_by(7) {
+        let (&byte, rest) = bytes.split_first()?;
+        *bytes = rest;
+        value |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Some(value);
+        }
+    }
+    None
 }
 
 fn read_meta_revision(
@@ -718,5 +779,53 @@ impl KvView for WriteTxn<'_> {
 impl Drop for WriteTxn<'_> {
     fn drop(&mut self) {
         self.publish();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_restore_decoder_reads_what_prost_wrote() {
+        for kv in [
+            KeyValue {
+                key: Bytes::from_static(b"key"),
+                create_revision: 2,
+                mod_revision: 9,
+                version: 3,
+                value: Bytes::from(vec![7u8; 300]),
+                lease: 0x1234_5678_9abc,
+            },
+            KeyValue {
+                key: Bytes::from_static(b"tombstone"),
+                ..KeyValue::default()
+            },
+            KeyValue {
+                key: Bytes::from_static(b"negative"),
+                create_revision: -1,
+                version: i64::MAX,
+                lease: -5,
+                ..KeyValue::default()
+            },
+        ] {
+            let bytes = kv.encode_to_vec();
+            let stored = StoredKeyValue::decode(&bytes).expect("decodes");
+            assert_eq!(stored.key, &kv.key[..]);
+            assert_eq!(stored.create_revision, kv.create_revision);
+            assert_eq!(stored.version, kv.version);
+            assert_eq!(stored.lease, kv.lease);
+            // Truncated input is refused, never misread.
+            for cut in 1..bytes.len() {
+                if let Some(partial) = StoredKeyValue::decode(&bytes[..cut]) {
+                    assert!(partial.key.len() <= kv.key.len());
+                }
+            }
+        }
+        assert!(
+            StoredKeyValue::decode(&[0x0a, 0x05, b'a']).is_none(),
+            "length past the end"
+        );
+        assert!(StoredKeyValue::decode(&[0x0b]).is_none(), "wire type 3");
     }
 }
