@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use redb::{Database, Durability, ReadOnlyTable, ReadableDatabase, ReadableTable};
@@ -40,6 +40,9 @@ pub struct BackendOptions {
     pub batch_limit: usize,
     /// Memory redb may use to cache pages.
     pub cache_bytes: usize,
+    /// How often a commit recounts the bytes in use: redb counts them by walking every page of
+    /// the database, which a commit cannot afford each time.
+    pub size_in_use_refresh: Duration,
 }
 
 impl Default for BackendOptions {
@@ -48,6 +51,7 @@ impl Default for BackendOptions {
             batch_interval: Duration::from_millis(100),
             batch_limit: 10_000,
             cache_bytes: 64 * 1024 * 1024,
+            size_in_use_refresh: Duration::from_secs(30),
         }
     }
 }
@@ -76,6 +80,10 @@ struct Shared {
     view: RwLock<View>,
     size_bytes: AtomicU64,
     size_in_use_bytes: AtomicU64,
+    /// When the bytes in use were last counted.
+    size_in_use_counted: Mutex<Instant>,
+    /// Commits made since open.
+    commits: AtomicU64,
     /// Set when the committer thread must stop.
     stop: Mutex<bool>,
     stop_signal: Condvar,
@@ -174,9 +182,15 @@ impl Backend {
         self.shared.size_bytes.load(Ordering::Relaxed)
     }
 
-    /// Bytes of the file holding live pages (etcd's `dbSizeInUse`), as of the last commit.
+    /// Bytes of the file holding live pages (etcd's `dbSizeInUse`), counted at open and then
+    /// at most every 30 seconds.
     pub fn size_in_use_bytes(&self) -> u64 {
         self.shared.size_in_use_bytes.load(Ordering::Relaxed)
+    }
+
+    /// How many batches were committed since open (empty batches are not committed).
+    pub fn commits(&self) -> u64 {
+        self.shared.commits.load(Ordering::Relaxed)
     }
 
     /// The database file.
@@ -257,6 +271,8 @@ impl Shared {
             }),
             size_bytes: AtomicU64::new(size_bytes),
             size_in_use_bytes: AtomicU64::new(in_use),
+            size_in_use_counted: Mutex::new(Instant::now()),
+            commits: AtomicU64::new(0),
             stop: Mutex::new(false),
             stop_signal: Condvar::new(),
             poison: Mutex::new(None),
@@ -288,7 +304,9 @@ impl Shared {
         };
         match self.write_batch(&frozen) {
             Ok(in_use) => {
-                self.size_in_use_bytes.store(in_use, Ordering::Relaxed);
+                if let Some(in_use) = in_use {
+                    self.size_in_use_bytes.store(in_use, Ordering::Relaxed);
+                }
                 self.size_bytes
                     .store(file_size(&self.path), Ordering::Relaxed);
             }
@@ -306,12 +324,14 @@ impl Shared {
         let mut view = write(&self.view);
         view.snapshot = Arc::new(snapshot);
         view.committing = None;
+        self.commits.fetch_add(1, Ordering::Relaxed);
         debug!(changes, "backend batch committed");
         Ok(())
     }
 
-    /// Writes a frozen batch in one durable transaction; returns the bytes in use after it.
-    fn write_batch(&self, batch: &Batch) -> Result<u64, BackendError> {
+    /// Writes a frozen batch in one durable transaction; returns the bytes in use after it if
+    /// they were due for a recount (see [`SIZE_IN_USE_REFRESH`]).
+    fn write_batch(&self, batch: &Batch) -> Result<Option<u64>, BackendError> {
         let storage = |operation| {
             move |source: redb::Error| BackendError::Storage {
                 operation,
@@ -343,7 +363,15 @@ impl Shared {
             }
             Ok(())
         })?;
-        let in_use = size_in_use(&txn).map_err(storage("read statistics"))?;
+        let in_use = {
+            let mut counted = lock(&self.size_in_use_counted);
+            if counted.elapsed() >= self.options.size_in_use_refresh {
+                *counted = Instant::now();
+                Some(size_in_use(&txn).map_err(storage("read statistics"))?)
+            } else {
+                None
+            }
+        };
         txn.commit().map_err(|e| storage("commit")(e.into()))?;
         Ok(in_use)
     }

@@ -1,0 +1,189 @@
+#!/usr/bin/env bash
+# stead against etcd 3.4 on this machine, side by side, in one command:
+#
+#   bench/compare.sh                 # every workload, 1 round
+#   ROUNDS=3 bench/compare.sh        # alternate etcd/stead 3 times, keep the median
+#   WORKLOADS="put-1 range-l" bench/compare.sh
+#
+# It installs Debian's etcd-server if missing, builds stead and stead-bench in release mode,
+# and for each workload starts a fresh etcd and a fresh stead (single member, loopback, the
+# same flags: snapshot count, quota, heartbeat and election timeouts; data dirs on the same
+# filesystem), runs the same stead-bench command against each, and prints a table: throughput
+# ratio stead/etcd, p99 ratio, peak RSS of each server process, data dir size, and for the
+# 1M-key workload the time from a SIGKILL to serving again.
+#
+# Ratios are what to quote: these machines are noisy. The raw JSON lines and server logs stay
+# in $OUT (printed at the end).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROUNDS="${ROUNDS:-1}"
+WORKLOADS="${WORKLOADS:-put-1 put-100 put-1000 range-l range-s txn-put load-1m}"
+OUT="${OUT:-$(mktemp -d "${TMPDIR:-/var/tmp}/stead-compare.XXXXXX")}"
+
+if ! command -v etcd >/dev/null 2>&1; then
+  echo "compare: installing Debian's etcd-server" >&2
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends etcd-server etcd-client
+fi
+command -v python3 >/dev/null 2>&1 || { echo "compare: needs python3 for the report" >&2; exit 1; }
+
+cargo build --release --locked --bin stead --bin stead-bench >&2
+STEAD="$PWD/target/release/stead"
+BENCH="$PWD/target/release/stead-bench"
+ETCD="$(command -v etcd)"
+
+# Workload name -> stead-bench arguments. Keys and values as etcd's benchmark docs use:
+# 8-byte keys, 256-byte values.
+bench_args() {
+  case "$1" in
+    put-1)    echo "put --clients 1 --conns 1 --total 3000 --key-size 8 --val-size 256 --key-space-size 100000" ;;
+    put-100)  echo "put --clients 100 --conns 10 --total 100000 --key-size 8 --val-size 256 --key-space-size 100000" ;;
+    put-1000) echo "put --clients 1000 --conns 100 --total 200000 --key-size 8 --val-size 256 --key-space-size 100000" ;;
+    range-l)  echo "range key --clients 1000 --conns 100 --total 200000 --consistency l" ;;
+    range-s)  echo "range key --clients 1000 --conns 100 --total 200000 --consistency s" ;;
+    txn-put)  echo "txn-put --clients 100 --conns 10 --total 50000 --key-size 8 --val-size 256 --key-space-size 100000" ;;
+    load-1m)  echo "put --clients 100 --conns 10 --total 1000000 --key-size 8 --val-size 256 --key-space-size 1000000 --sequential-keys" ;;
+    *) echo "unknown workload $1" >&2; return 1 ;;
+  esac
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+SERVER_PID=""
+CLIENT_PORT=""
+
+# start_server <etcd|stead> <data dir> <log file>
+start_server() {
+  local kind="$1" dir="$2" log="$3" binary
+  CLIENT_PORT="$(free_port)"
+  local peer_port; peer_port="$(free_port)"
+  case "$kind" in
+    etcd) binary="$ETCD" ;;
+    stead) binary="$STEAD" ;;
+  esac
+  "$binary" --name default --data-dir "$dir" \
+    --listen-client-urls "http://127.0.0.1:$CLIENT_PORT" --advertise-client-urls "http://127.0.0.1:$CLIENT_PORT" \
+    --listen-peer-urls "http://127.0.0.1:$peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
+    --initial-cluster "default=http://127.0.0.1:$peer_port" \
+    --snapshot-count 100000 --quota-backend-bytes 8589934592 \
+    --heartbeat-interval 100 --election-timeout 1000 >"$log" 2>&1 &
+  SERVER_PID=$!
+  wait_serving "$CLIENT_PORT"
+}
+
+# Waits until a get succeeds; prints nothing.
+wait_serving() {
+  local port="$1"
+  for _ in $(seq 1 3000); do
+    if ETCDCTL_API=3 etcdctl --endpoints "127.0.0.1:$port" --command-timeout=1s get probe >/dev/null 2>&1; then
+      return 0
+    fi
+    sleep 0.01
+  done
+  echo "compare: server on port $port did not come up" >&2
+  return 1
+}
+
+peak_rss_kib() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
+
+stop_server() { kill -9 "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; }
+
+# run_workload <etcd|stead> <workload> <round> -> appends a JSON line to $OUT/results.jsonl
+run_workload() {
+  local kind="$1" workload="$2" round="$3"
+  local dir="$OUT/$kind-$workload-$round"
+  rm -rf "$dir"
+  start_server "$kind" "$dir/data" "$dir.log"
+  case "$workload" in
+    range-*) # the key every range reads: one 256-byte value
+      ETCDCTL_API=3 etcdctl --endpoints "127.0.0.1:$CLIENT_PORT" put key "$(head -c 256 /dev/zero | tr '\0' v)" >/dev/null ;;
+  esac
+  # shellcheck disable=SC2046
+  local result
+  result="$("$BENCH" $(bench_args "$workload") --endpoints "127.0.0.1:$CLIENT_PORT" --json 2>>"$dir.bench.log" | tail -1)"
+  local rss; rss="$(peak_rss_kib "$SERVER_PID")"
+  local size; size="$(du -sb "$dir/data" | cut -f1)"
+  local restart_ms="null"
+  if [ "$workload" = "load-1m" ]; then
+    local pid="$SERVER_PID"
+    kill -9 "$pid"; wait "$pid" 2>/dev/null || true
+    local started; started="$(date +%s%N)"
+    restart_server "$kind" "$dir/data" "$dir.restart.log"
+    restart_ms=$(( ($(date +%s%N) - started) / 1000000 ))
+    rss="$(peak_rss_kib "$SERVER_PID")"
+  fi
+  stop_server
+  python3 - "$kind" "$workload" "$round" "$rss" "$size" "$restart_ms" "$result" >>"$OUT/results.jsonl" <<'EOF'
+import json, sys
+kind, workload, rnd, rss, size, restart, result = sys.argv[1:8]
+line = json.loads(result) if result.strip() else {}
+line.update(server=kind, workload=workload, round=int(rnd), peak_rss_kib=int(rss or 0),
+            data_dir_bytes=int(size), restart_ms=None if restart == "null" else int(restart))
+print(json.dumps(line))
+EOF
+}
+
+# Restarts on the same data dir and ports (the peer port is irrelevant for one member).
+restart_server() {
+  local kind="$1" dir="$2" log="$3" binary
+  case "$kind" in
+    etcd) binary="$ETCD" ;;
+    stead) binary="$STEAD" ;;
+  esac
+  local peer_port; peer_port="$(free_port)"
+  "$binary" --name default --data-dir "$dir" \
+    --listen-client-urls "http://127.0.0.1:$CLIENT_PORT" --advertise-client-urls "http://127.0.0.1:$CLIENT_PORT" \
+    --listen-peer-urls "http://127.0.0.1:$peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
+    --initial-cluster "default=http://127.0.0.1:$peer_port" \
+    --snapshot-count 100000 --quota-backend-bytes 8589934592 \
+    --heartbeat-interval 100 --election-timeout 1000 >"$log" 2>&1 &
+  SERVER_PID=$!
+  wait_serving "$CLIENT_PORT"
+}
+
+trap stop_server EXIT
+: >"$OUT/results.jsonl"
+for round in $(seq 1 "$ROUNDS"); do
+  for workload in $WORKLOADS; do
+    # Alternate which server goes first, so drift in the machine's load evens out.
+    if [ $((round % 2)) -eq 1 ]; then order="etcd stead"; else order="stead etcd"; fi
+    for kind in $order; do
+      echo "compare: round $round: $workload on $kind" >&2
+      run_workload "$kind" "$workload" "$round"
+    done
+  done
+done
+
+python3 - "$OUT/results.jsonl" <<'EOF'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+def median(kind, workload, field):
+    values = [r.get(field) for r in rows if r["server"] == kind and r["workload"] == workload and r.get(field) is not None]
+    return statistics.median(values) if values else None
+def fmt(v, unit=""):
+    return "-" if v is None else (f"{v:,.0f}{unit}" if v >= 100 else f"{v:.2f}{unit}")
+def ratio(a, b):
+    return "-" if a is None or b in (None, 0) else f"{a / b:.2f}x"
+workloads = []
+for r in rows:
+    if r["workload"] not in workloads:
+        workloads.append(r["workload"])
+print(f"{'workload':10} {'etcd req/s':>11} {'stead req/s':>12} {'ratio':>7} {'etcd p99':>9} {'stead p99':>10} {'p99 ratio':>9} {'etcd RSS':>9} {'stead RSS':>10} {'RSS ratio':>9} {'etcd dir':>9} {'stead dir':>10} {'etcd restart':>12} {'stead restart':>13}")
+for w in workloads:
+    er, sr = median("etcd", w, "requests_per_sec"), median("stead", w, "requests_per_sec")
+    ep, sp = median("etcd", w, "p99_ms"), median("stead", w, "p99_ms")
+    em, sm = median("etcd", w, "peak_rss_kib"), median("stead", w, "peak_rss_kib")
+    ed, sd = median("etcd", w, "data_dir_bytes"), median("stead", w, "data_dir_bytes")
+    et, st = median("etcd", w, "restart_ms"), median("stead", w, "restart_ms")
+    mib = lambda v: None if v is None else v / 1024
+    dir_mib = lambda v: None if v is None else v / 1048576
+    print(f"{w:10} {fmt(er):>11} {fmt(sr):>12} {ratio(sr, er):>7} {fmt(ep,'ms'):>9} {fmt(sp,'ms'):>10} {ratio(sp, ep):>9} {fmt(mib(em),'M'):>9} {fmt(mib(sm),'M'):>10} {ratio(sm, em):>9} {fmt(dir_mib(ed),'M'):>9} {fmt(dir_mib(sd),'M'):>10} {fmt(et,'ms'):>12} {fmt(st,'ms'):>13}")
+print()
+print("missing rows (the feature is not in stead yet): put on 3 members, watch latency with 10,000 watchers, lease keep-alive")
+EOF
+echo "compare: raw results and logs in $OUT" >&2
