@@ -20,6 +20,7 @@ cd "$(dirname "$0")/.."
 ROUNDS="${ROUNDS:-1}"
 WORKLOADS="${WORKLOADS:-put-1 put-100 put-1000 range-l range-s txn-put load-1m}"
 OUT="${OUT:-$(mktemp -d "${TMPDIR:-/var/tmp}/stead-compare.XXXXXX")}"
+mkdir -p "$OUT"
 
 if ! command -v etcd >/dev/null 2>&1; then
   echo "compare: installing Debian's etcd-server" >&2

@@ -60,7 +60,20 @@ impl MemLog {
     }
 
     /// What a restart after a crash finds: only synced state.
+    ///
+    /// # Panics
+    /// If the synced snapshot lies beyond the synced commit index: the WAL would not trust its
+    /// marker (etcd's ValidSnapshotEntries), and the log before it is gone, so a real member
+    /// could not restart. That is a bug in whoever wrote the log.
     pub fn recover_synced(&self) -> Recovered {
+        if let Some(snapshot) = &self.synced.snapshot {
+            let index = snapshot.get_metadata().index;
+            assert!(
+                index <= self.synced.hard_state.commit,
+                "snapshot at {index} is beyond the durable commit index {}: unusable at restart",
+                self.synced.hard_state.commit
+            );
+        }
         self.recover(&self.synced)
     }
 

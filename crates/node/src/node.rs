@@ -250,7 +250,17 @@ impl<L: DurableLog> RaftNode<L> {
         }
         let mut light = self.raw.advance(ready);
         if let Some(commit) = light.commit_index() {
-            self.raw.mut_store().wl().mut_hard_state().commit = commit;
+            // raft-rs reports a leader's new commit index only here, and no later `Ready`
+            // carries it. The log must know it: snapshot markers count only up to the durable
+            // commit index (etcd's ValidSnapshotEntries). Written now, synced by the next sync;
+            // it precedes the entries it covers reaching the state machine, so a snapshot's
+            // own sync makes it durable before any log is released.
+            let hard_state = {
+                let mut store = self.raw.mut_store().wl();
+                store.mut_hard_state().commit = commit;
+                store.hard_state().clone()
+            };
+            self.log.append(Some(&hard_state), &[])?;
         }
         if !light.messages().is_empty() {
             send(light.take_messages());

@@ -231,3 +231,60 @@ fn three_members_elect_one_leader_and_agree_on_the_log() {
     assert_eq!(logs[0], [b"x".to_vec(), b"y".to_vec()]);
     assert!(logs.iter().all(|log| *log == logs[0]), "{logs:?}");
 }
+
+/// On the real WAL, with segments small enough that snapshots release some: a restart after
+/// the last snapshot (without a final sync, as after a crash) starts from it.
+#[test]
+fn on_the_wal_a_restart_after_snapshots_and_released_segments_works() {
+    use stead_node::{WalLog, WalLogOptions};
+    use stead_wal::WalOptions;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (wal_dir, snap_dir) = (dir.path().join("wal"), dir.path().join("snap"));
+    let options = WalLogOptions {
+        wal: WalOptions {
+            segment_bytes_max: 4096,
+        },
+        snapshots_max: 2,
+    };
+    let metadata = WalMetadata { member_id: 1, cluster_id: 9 };
+    let (log, recovered) =
+        WalLog::bootstrap(&wal_dir, &snap_dir, metadata, &members(&[1]), options).unwrap();
+    let mut node = RaftNode::new(&config(1), recovered, log).unwrap();
+    let mut applied = Vec::new();
+    let mut round = |node: &mut RaftNode<WalLog>, applied: &mut Vec<Entry>| {
+        while let Some(output) = node.process_ready(|_| {}).unwrap() {
+            applied.extend(output.committed);
+        }
+    };
+    round(&mut node, &mut applied);
+    node.campaign().unwrap();
+    round(&mut node, &mut applied);
+    assert!(node.is_leader());
+    for batch in 0..10u32 {
+        for i in 0..20u32 {
+            node.propose(format!("entry {batch}-{i} {}", "x".repeat(64)).into_bytes()).unwrap();
+        }
+        round(&mut node, &mut applied);
+        // Snapshot at what was applied, as the apply thread asks every --snapshot-count.
+        let index = applied.last().unwrap().index;
+        node.snapshot_and_compact(index, Vec::new()).unwrap();
+    }
+    let segments = std::fs::read_dir(&wal_dir).unwrap().count();
+    assert!(segments < 10, "old segments were released: {segments} left");
+    let last_applied = applied.last().unwrap().index;
+    drop(node);
+
+    let (log, recovered) = WalLog::open(&wal_dir, &snap_dir, options).unwrap();
+    let snapshot = recovered.snapshot.clone().expect("the newest snapshot is usable");
+    assert_eq!(snapshot.get_metadata().index, last_applied);
+    let mut restarted = RaftNode::new(&config(1), recovered, log).unwrap();
+    let mut replayed = Vec::new();
+    round(&mut restarted, &mut replayed);
+    restarted.campaign().unwrap();
+    round(&mut restarted, &mut replayed);
+    assert!(restarted.is_leader());
+    restarted.propose(b"after restart".to_vec()).unwrap();
+    round(&mut restarted, &mut replayed);
+    assert_eq!(data_of(&replayed).last().unwrap(), b"after restart");
+}
