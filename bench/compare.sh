@@ -109,22 +109,23 @@ run_workload() {
   result="$("$BENCH" $(bench_args "$workload") --endpoints "127.0.0.1:$CLIENT_PORT" --json 2>>"$dir.bench.log" | tail -1)"
   local rss; rss="$(peak_rss_kib "$SERVER_PID")"
   local size; size="$(du -sb "$dir/data" | cut -f1)"
-  local restart_ms="null"
+  local restart_ms="null" restart_rss="null"
   if [ "$workload" = "load-1m" ]; then
     local pid="$SERVER_PID"
     kill -9 "$pid"; wait "$pid" 2>/dev/null || true
     local started; started="$(date +%s%N)"
     restart_server "$kind" "$dir/data" "$dir.restart.log"
     restart_ms=$(( ($(date +%s%N) - started) / 1000000 ))
-    rss="$(peak_rss_kib "$SERVER_PID")"
+    restart_rss="$(peak_rss_kib "$SERVER_PID")"
   fi
   stop_server
-  python3 - "$kind" "$workload" "$round" "$rss" "$size" "$restart_ms" "$result" >>"$OUT/results.jsonl" <<'EOF'
+  python3 - "$kind" "$workload" "$round" "$rss" "$size" "$restart_ms" "$restart_rss" "$result" >>"$OUT/results.jsonl" <<'EOF'
 import json, sys
-kind, workload, rnd, rss, size, restart, result = sys.argv[1:8]
+kind, workload, rnd, rss, size, restart, restart_rss, result = sys.argv[1:9]
 line = json.loads(result) if result.strip() else {}
 line.update(server=kind, workload=workload, round=int(rnd), peak_rss_kib=int(rss or 0),
-            data_dir_bytes=int(size), restart_ms=None if restart == "null" else int(restart))
+            data_dir_bytes=int(size), restart_ms=None if restart == "null" else int(restart),
+            restart_peak_rss_kib=None if restart_rss == "null" else int(restart_rss))
 print(json.dumps(line))
 EOF
 }
@@ -174,16 +175,19 @@ workloads = []
 for r in rows:
     if r["workload"] not in workloads:
         workloads.append(r["workload"])
-print(f"{'workload':10} {'etcd req/s':>11} {'stead req/s':>12} {'ratio':>7} {'etcd p99':>9} {'stead p99':>10} {'p99 ratio':>9} {'etcd RSS':>9} {'stead RSS':>10} {'RSS ratio':>9} {'etcd dir':>9} {'stead dir':>10} {'etcd restart':>12} {'stead restart':>13}")
+print("RSS: peak resident memory of the server while the workload ran; for load-1m also the")
+print("peak of the restarted server (restore of 1M keys), and the time from SIGKILL to serving.")
+print(f"{'workload':10} {'etcd req/s':>11} {'stead req/s':>12} {'ratio':>7} {'etcd p99':>9} {'stead p99':>10} {'p99 ratio':>9} {'etcd RSS':>9} {'stead RSS':>10} {'RSS ratio':>9} {'etcd dir':>9} {'stead dir':>10} {'etcd restart':>12} {'stead restart':>13} {'restart RSS ratio':>17}")
 for w in workloads:
     er, sr = median("etcd", w, "requests_per_sec"), median("stead", w, "requests_per_sec")
     ep, sp = median("etcd", w, "p99_ms"), median("stead", w, "p99_ms")
     em, sm = median("etcd", w, "peak_rss_kib"), median("stead", w, "peak_rss_kib")
     ed, sd = median("etcd", w, "data_dir_bytes"), median("stead", w, "data_dir_bytes")
     et, st = median("etcd", w, "restart_ms"), median("stead", w, "restart_ms")
+    erm, srm = median("etcd", w, "restart_peak_rss_kib"), median("stead", w, "restart_peak_rss_kib")
     mib = lambda v: None if v is None else v / 1024
     dir_mib = lambda v: None if v is None else v / 1048576
-    print(f"{w:10} {fmt(er):>11} {fmt(sr):>12} {ratio(sr, er):>7} {fmt(ep,'ms'):>9} {fmt(sp,'ms'):>10} {ratio(sp, ep):>9} {fmt(mib(em),'M'):>9} {fmt(mib(sm),'M'):>10} {ratio(sm, em):>9} {fmt(dir_mib(ed),'M'):>9} {fmt(dir_mib(sd),'M'):>10} {fmt(et,'ms'):>12} {fmt(st,'ms'):>13}")
+    print(f"{w:10} {fmt(er):>11} {fmt(sr):>12} {ratio(sr, er):>7} {fmt(ep,'ms'):>9} {fmt(sp,'ms'):>10} {ratio(sp, ep):>9} {fmt(mib(em),'M'):>9} {fmt(mib(sm),'M'):>10} {ratio(sm, em):>9} {fmt(dir_mib(ed),'M'):>9} {fmt(dir_mib(sd),'M'):>10} {fmt(et,'ms'):>12} {fmt(st,'ms'):>13} {ratio(srm, erm):>17}")
 print()
 print("missing rows (the feature is not in stead yet): put on 3 members, watch latency with 10,000 watchers, lease keep-alive")
 EOF

@@ -16,7 +16,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use redb::{Database, Durability, ReadOnlyTable, ReadableDatabase, ReadableTable};
+use redb::{
+    Database, Durability, ReadOnlyTable, ReadableDatabase, ReadableTable, ReadableTableMetadata,
+};
 use tracing::{debug, error, info};
 
 use crate::batch::{Batch, Change};
@@ -84,17 +86,29 @@ struct Shared {
     size_in_use_counted: Mutex<Instant>,
     /// Commits made since open.
     commits: AtomicU64,
-    /// Set when the committer thread must stop.
-    stop: Mutex<bool>,
-    stop_signal: Condvar,
+    /// What the committer thread is asked to do, and its wake-up call.
+    committer_orders: Mutex<CommitterOrders>,
+    committer_wake: Condvar,
     /// Set by a failed commit; every later write or commit returns it.
     poison: Mutex<Option<String>>,
 }
 
 struct WriterState {
-    /// Changes in the open batch.
+    /// Distinct keys changed in the open batch.
     pending_changes: usize,
 }
+
+#[derive(Default)]
+struct CommitterOrders {
+    /// Commit now: the open batch reached the batch limit.
+    commit: bool,
+    /// Stop.
+    stop: bool,
+}
+
+/// The open batch may grow to this many times the batch limit while the committer is busy;
+/// past it the writer commits itself, so memory stays bounded.
+const PENDING_CHANGES_MAX_FACTOR: usize = 4;
 
 #[derive(Clone)]
 struct View {
@@ -201,8 +215,8 @@ impl Backend {
 
 impl Drop for Backend {
     fn drop(&mut self) {
-        *lock(&self.shared.stop) = true;
-        self.shared.stop_signal.notify_all();
+        lock(&self.shared.committer_orders).stop = true;
+        self.shared.committer_wake.notify_all();
         if let Some(committer) = self.committer.take()
             && committer.join().is_err()
         {
@@ -273,8 +287,8 @@ impl Shared {
             size_in_use_bytes: AtomicU64::new(in_use),
             size_in_use_counted: Mutex::new(Instant::now()),
             commits: AtomicU64::new(0),
-            stop: Mutex::new(false),
-            stop_signal: Condvar::new(),
+            committer_orders: Mutex::new(CommitterOrders::default()),
+            committer_wake: Condvar::new(),
             poison: Mutex::new(None),
         })
     }
@@ -378,23 +392,30 @@ impl Shared {
 
     fn run_committer(&self) {
         loop {
-            // The flag is checked before waiting: a stop signalled while this thread was
-            // committing (or not yet waiting) is not lost.
-            let stopped = lock(&self.stop);
-            if *stopped {
+            // Orders are checked before waiting: one given while this thread was committing
+            // (or not yet waiting) is not lost.
+            let mut orders = lock(&self.committer_orders);
+            if !orders.stop && !orders.commit {
+                orders = self
+                    .committer_wake
+                    .wait_timeout(orders, self.options.batch_interval)
+                    .unwrap_or_else(|poison| poison.into_inner())
+                    .0;
+            }
+            if orders.stop {
                 return;
             }
-            let (stopped, _) = self
-                .stop_signal
-                .wait_timeout(stopped, self.options.batch_interval)
-                .unwrap_or_else(|poison| poison.into_inner());
-            if *stopped {
-                return;
-            }
-            drop(stopped);
+            orders.commit = false;
+            drop(orders);
             // A failure poisons the backend and is logged by commit(); writers see it.
             let _ = self.commit();
         }
+    }
+
+    /// Asks the committer thread to commit now.
+    fn wake_committer(&self) {
+        lock(&self.committer_orders).commit = true;
+        self.committer_wake.notify_one();
     }
 }
 
@@ -433,18 +454,30 @@ impl BatchTx<'_> {
         );
     }
 
-    /// Releases the writer, and commits if the open batch reached the batch limit.
+    /// Releases the writer. A batch that reached the batch limit is handed to the committer
+    /// thread, so the writer (the apply loop) does not wait for redb; only if the batch grew to
+    /// several times the limit (the committer is far behind) does the writer commit itself.
     pub fn end(mut self) -> Result<(), BackendError> {
-        let full = match self.writer.take() {
-            Some(writer) => writer.pending_changes >= self.shared.options.batch_limit,
-            None => false,
+        let pending = match self.writer.take() {
+            Some(writer) => writer.pending_changes,
+            None => return Ok(()),
         };
-        if full { self.shared.commit() } else { Ok(()) }
+        let limit = self.shared.options.batch_limit;
+        if pending >= limit.saturating_mul(PENDING_CHANGES_MAX_FACTOR) {
+            self.shared.commit()
+        } else {
+            if pending >= limit {
+                self.shared.wake_committer();
+            }
+            Ok(())
+        }
     }
 
     fn record(&mut self, bucket: Bucket, key: Bytes, change: Change) {
-        self.open.set(bucket, key, change);
-        if let Some(writer) = self.writer.as_mut() {
+        let new_key = self.open.set(bucket, key, change);
+        if let Some(writer) = self.writer.as_mut()
+            && new_key
+        {
             writer.pending_changes += 1;
         }
     }
@@ -469,6 +502,13 @@ impl ReadTx {
         let table = &self.view.snapshot.tables[bucket.position()];
         let value = table.get(key).map_err(|e| self.error("get", e.into()))?;
         Ok(value.map(|value| Bytes::copy_from_slice(value.value())))
+    }
+
+    /// Entries of `bucket` as of the last commit (the open batch not counted): a size hint.
+    pub fn committed_len(&self, bucket: Bucket) -> Result<u64, BackendError> {
+        self.view.snapshot.tables[bucket.position()]
+            .len()
+            .map_err(|e| self.error("count entries", e.into()))
     }
 
     /// Visits every key-value with `start <= key < end` (`end` `None`: no upper bound), in key

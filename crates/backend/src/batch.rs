@@ -21,12 +21,14 @@ pub(crate) struct Batch {
 }
 
 impl Batch {
-    pub(crate) fn set(&self, bucket: Bucket, key: Bytes, change: Change) {
+    /// Records a change; returns whether `key` is new to the batch (a rewrite of a key
+    /// already in it, like the consistent index, costs the commit nothing more).
+    pub(crate) fn set(&self, bucket: Bucket, key: Bytes, change: Change) -> bool {
         let mut buckets = self
             .buckets
             .write()
             .unwrap_or_else(|poison| poison.into_inner());
-        buckets[bucket.position()].insert(key, change);
+        buckets[bucket.position()].insert(key, change).is_none()
     }
 
     /// The change recorded for `key`, if any: `Some(None)` is a deletion.

@@ -122,15 +122,24 @@ fn crash_between_batch_commits_recovers_last_committed_consistent_index() {
     assert_eq!(get(&read, Bucket::Key, "uncommitted"), None);
 }
 
+/// Waits (liveness, not speed) until the committer made `commits` commits.
+fn wait_for_commits(backend: &Backend, commits: u64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while backend.commits() < commits {
+        assert!(Instant::now() < deadline, "the committer never committed");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
 #[test]
-fn a_full_batch_commits_on_end() {
+fn a_full_batch_is_committed_by_the_committer() {
     let dir = tempfile::tempdir().unwrap();
     let path = db_path(&dir);
     {
         let backend = Backend::open(
             &path,
             BackendOptions {
-                batch_limit: 4,
+                batch_limit: 5,
                 ..manual_commits()
             },
         )
@@ -138,11 +147,20 @@ fn a_full_batch_commits_on_end() {
         let mut batch = backend.batch().unwrap();
         batch.put(Bucket::Key, "k1", "v");
         batch.put(Bucket::Key, "k2", "v");
-        batch.put(Bucket::Key, "k3", "v");
         batch.end().unwrap();
+        // Rewriting a key already in the batch adds nothing to commit.
+        for index in 1..=10 {
+            let mut batch = backend.batch().unwrap();
+            batch.set_consistent_index(ConsistentIndex { index, term: 1 });
+            batch.end().unwrap();
+        }
+        // k1, k2, consistent_index, term: 4 distinct keys (counting every write: 22).
+        assert_eq!(backend.commits(), 0, "below the limit of 5 distinct keys");
         let mut batch = backend.batch().unwrap();
-        batch.set_consistent_index(ConsistentIndex { index: 7, term: 1 }); // two changes: 5 >= 4
+        batch.put(Bucket::Key, "k3", "v");
+        batch.set_consistent_index(ConsistentIndex { index: 11, term: 1 });
         batch.end().unwrap();
+        wait_for_commits(&backend, 1);
         // Below the limit again: not committed.
         let mut batch = backend.batch().unwrap();
         batch.put(Bucket::Key, "k4", "v");
@@ -152,7 +170,27 @@ fn a_full_batch_commits_on_end() {
     let read = backend.read();
     assert_eq!(get(&read, Bucket::Key, "k3").as_deref(), Some("v"));
     assert_eq!(get(&read, Bucket::Key, "k4"), None);
-    assert_eq!(backend.consistent_index().unwrap().index, 7);
+    assert_eq!(backend.consistent_index().unwrap().index, 11);
+}
+
+#[test]
+fn a_batch_far_over_the_limit_is_committed_by_its_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Backend::open(
+        &db_path(&dir),
+        BackendOptions {
+            batch_limit: 2,
+            ..manual_commits()
+        },
+    )
+    .unwrap();
+    // Eight distinct keys in one writer hold: four times the limit.
+    let mut batch = backend.batch().unwrap();
+    for i in 0..8u8 {
+        batch.put(Bucket::Key, vec![i], "v");
+    }
+    batch.end().unwrap();
+    assert!(backend.commits() >= 1, "committed before end() returned");
 }
 
 #[test]

@@ -25,8 +25,8 @@ pub(crate) struct StoredChange {
     pub key: Box<[u8]>,
     pub revision: Revision,
     pub tombstone: bool,
-    /// The generation's creation, from the stored key-value.
-    pub created: Revision,
+    /// Main revision of the generation's creation, from the stored key-value.
+    pub created: i64,
     /// The key's version at this change, from the stored key-value.
     pub version: i64,
 }
@@ -176,7 +176,11 @@ impl TreeIndex {
                     if change.tombstone {
                         ki.restore_tombstone(change.revision);
                     } else {
-                        ki.restore(change.created, change.revision, change.version);
+                        ki.restore(
+                            Revision::new(change.created, 0),
+                            change.revision,
+                            change.version,
+                        );
                     }
                     keys.push((change.key, ki));
                 }

@@ -344,7 +344,10 @@ impl Shared {
         }
         let mut current = 1;
         let mut leases: HashMap<Bytes, i64> = HashMap::new();
-        let mut changes = Vec::new();
+        // Sized exactly: a vector grown by doubling would briefly hold two copies at the end,
+        // the peak memory of a restart.
+        let stored_changes = usize::try_from(view.committed_len(Bucket::Key)?).unwrap_or(0);
+        let mut changes = Vec::with_capacity(stored_changes);
         let mut corrupt = None;
         view.for_each(Bucket::Key, &[], None, |key, value| {
             let Some(decoded) = RevisionKey::decode(key) else {
@@ -359,7 +362,7 @@ impl Shared {
                 key: Box::from(stored.key),
                 revision: decoded.revision,
                 tombstone: decoded.tombstone,
-                created: Revision::new(stored.create_revision, 0),
+                created: stored.create_revision,
                 version: stored.version,
             });
             if decoded.tombstone || stored.lease == 0 {

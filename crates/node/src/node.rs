@@ -80,6 +80,8 @@ pub struct RaftNode<L: DurableLog> {
     /// Conf states by the index of the conf change that made them, oldest first: a snapshot
     /// at index `i` records the last one at or before `i`.
     conf_states: Vec<(u64, ConfState)>,
+    /// Index of the newest durable snapshot (0: none).
+    snapshot_index: u64,
 }
 
 impl<L: DurableLog> RaftNode<L> {
@@ -119,6 +121,7 @@ impl<L: DurableLog> RaftNode<L> {
             raw,
             log,
             conf_states,
+            snapshot_index: applied,
         })
     }
 
@@ -190,6 +193,20 @@ impl<L: DurableLog> RaftNode<L> {
         self.log
     }
 
+    /// Drops in-memory log entries before `index` (at most up to the last entry, which is always
+    /// kept). Only for entries no peer will need: a sole voter's applied entries. They stay in
+    /// the durable log until a snapshot releases it.
+    pub fn compact_log_memory(&mut self, index: u64) -> Result<(), NodeError> {
+        let store = self.raw.store().clone();
+        let index = index.min(store.last_index()?);
+        Ok(store.wl().compact(index)?)
+    }
+
+    /// The first entry still held in memory.
+    pub fn first_log_index(&self) -> Result<u64, NodeError> {
+        Ok(self.raw.store().first_index()?)
+    }
+
     /// Makes everything appended durable (at shutdown: commit-only hard states are appended
     /// without a sync).
     pub fn sync_log(&mut self) -> Result<(), NodeError> {
@@ -225,6 +242,7 @@ impl<L: DurableLog> RaftNode<L> {
             self.log.save_snapshot(&snapshot)?;
             let metadata = snapshot.get_metadata();
             self.conf_states = vec![(metadata.index, metadata.get_conf_state().clone())];
+            self.snapshot_index = metadata.index;
             self.raw.mut_store().wl().apply_snapshot(snapshot.clone())?;
             output.snapshot = Some(snapshot);
         }
@@ -273,15 +291,20 @@ impl<L: DurableLog> RaftNode<L> {
         Ok(Some(output))
     }
 
-    /// Records a snapshot at `index` (which the state machine has applied and made durable)
-    /// and compacts the log before it, keeping [`SNAPSHOT_CATCH_UP_ENTRIES`] in memory.
-    pub fn snapshot_and_compact(&mut self, index: u64, data: Vec<u8>) -> Result<(), NodeError> {
-        let store = self.raw.store().clone();
-        let first_index = store.first_index()?;
-        if index < first_index {
+    /// Records a snapshot at `index` of `term` (an entry the state machine has applied and made
+    /// durable), compacts the in-memory log before it, keeping [`SNAPSHOT_CATCH_UP_ENTRIES`],
+    /// and releases the durable log before it.
+    pub fn snapshot_and_compact(
+        &mut self,
+        index: u64,
+        term: u64,
+        data: Vec<u8>,
+    ) -> Result<(), NodeError> {
+        if index <= self.snapshot_index {
             return Ok(()); // already covered by an earlier snapshot
         }
-        let term = store.term(index)?;
+        let store = self.raw.store().clone();
+        let first_index = store.first_index()?;
         let conf_state = self
             .conf_states
             .iter()
@@ -303,6 +326,7 @@ impl<L: DurableLog> RaftNode<L> {
             store.wl().compact(compact_to)?;
         }
         self.log.release_before(index)?;
+        self.snapshot_index = index;
         // Only the conf state at the snapshot and later ones can matter again.
         self.conf_states.retain(|(at, _)| *at > index);
         self.conf_states.insert(0, (index, conf_state));

@@ -49,6 +49,7 @@ pub(crate) fn run(
         shared,
         applied_before_start: consistent_index,
         applied: consistent_index.max(snapshot_index),
+        applied_term: 0,
         last_snapshot: consistent_index.max(snapshot_index),
     };
     let result = batches
@@ -71,6 +72,8 @@ struct Applier<'a> {
     /// The consistent index found at start-up: entries at or below it are in the store.
     applied_before_start: u64,
     applied: u64,
+    /// Term of the entry at `applied`.
+    applied_term: u64,
     last_snapshot: u64,
 }
 
@@ -84,14 +87,19 @@ impl Applier<'_> {
             debug_assert!(entry.index > self.applied, "entries apply in order, once");
             self.apply_entry(&entry)?;
             self.applied = entry.index;
+            self.applied_term = entry.term;
         }
         if self.applied != before {
             self.shared.applied.send_replace(self.applied);
         }
-        if self.applied - self.last_snapshot >= self.shared.snapshot_count {
+        // The term is known once an entry was applied since start; until then there is nothing
+        // new to snapshot anyway.
+        if self.applied - self.last_snapshot >= self.shared.snapshot_count && self.applied_term != 0
+        {
             self.shared.backend.commit()?;
             match self.shared.driver.try_send(DriverInput::Snapshot {
                 index: self.applied,
+                term: self.applied_term,
             }) {
                 Ok(()) => self.last_snapshot = self.applied,
                 // The driver is busy; ask again after the next batch.

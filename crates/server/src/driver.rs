@@ -26,6 +26,11 @@ use crate::server::{DriverInput, Shared};
 /// Inputs taken from the inbox in one round, so that a flood of proposals still lets raft
 /// make progress (and fsync) regularly.
 const INPUTS_PER_ROUND_MAX: usize = 4096;
+/// A sole voter keeps this many applied entries in memory; nothing else needs them (they stay
+/// in the WAL until a snapshot releases it).
+const SOLE_VOTER_APPLIED_ENTRIES_KEPT: u64 = 1_000;
+/// ... and drops the rest once this many more have piled up, to drop them in few large steps.
+const SOLE_VOTER_COMPACTION_STEP: u64 = 10_000;
 /// Proposals held while there is no leader; beyond it they fail with "no leader".
 pub(crate) const PENDING_PROPOSALS_MAX: usize = 8192;
 
@@ -95,7 +100,9 @@ fn drive(
                 DriverInput::ReadIndex { context } => {
                     node.read_index(context.to_be_bytes().to_vec());
                 }
-                DriverInput::Snapshot { index } => node.snapshot_and_compact(index, Vec::new())?,
+                DriverInput::Snapshot { index, term } => {
+                    node.snapshot_and_compact(index, term, Vec::new())?
+                }
                 DriverInput::Stop => stopping = true,
             }
             if taken < INPUTS_PER_ROUND_MAX {
@@ -115,6 +122,16 @@ fn drive(
                 propose(node, shared, id, data);
             }
             process(node, apply, shared)?;
+        }
+        // Followers catch up from the raft log in memory; a sole voter has none, so it keeps
+        // only a little of what the state machine applied (etcd keeps everything since the last
+        // snapshot: up to --snapshot-count entries).
+        if node.voters() == [shared.member_id] {
+            let applied = *shared.applied.borrow();
+            let keep_from = applied.saturating_sub(SOLE_VOTER_APPLIED_ENTRIES_KEPT);
+            if keep_from >= node.first_log_index()? + SOLE_VOTER_COMPACTION_STEP {
+                node.compact_log_memory(keep_from)?;
+            }
         }
     }
     info!("raft driver stopped");

@@ -126,9 +126,11 @@ pub(crate) enum DriverInput {
     ReadIndex {
         context: u64,
     },
-    /// The state machine is durable up to `index`: snapshot and compact the log there.
+    /// The state machine is durable up to `index` (an entry of `term`): snapshot and compact the
+    /// log there.
     Snapshot {
         index: u64,
+        term: u64,
     },
     Stop,
 }
