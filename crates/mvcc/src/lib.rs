@@ -17,9 +17,11 @@ mod error;
 mod index;
 mod key_index;
 mod lessor;
+mod range_index;
 pub mod request;
 mod revision;
 mod store;
+pub mod watch;
 
 use bytes::Bytes;
 
@@ -27,8 +29,8 @@ pub use error::MvccError;
 pub use lessor::{Lessor, NoLeases};
 pub use revision::Revision;
 pub use store::{
-    CompactionDone, KvHash, KvView, RangeOptions, RangeResult, ReadTxn, Store, StoreOptions,
-    WriteTxn,
+    CompactionDone, History, HistoryBatch, KvHash, KvView, RangeOptions, RangeResult, ReadTxn,
+    Store, StoreOptions, WriteTxn,
 };
 
 /// Which keys an operation covers.

@@ -321,6 +321,110 @@ impl Store {
     }
 }
 
+/// The store's history as watchers read it: every change of a range of revisions, as events.
+/// A cheap handle; the watch hub's catch-up thread holds one.
+#[derive(Clone)]
+pub struct History {
+    shared: Arc<Shared>,
+}
+
+/// Events read from the history: whole revisions, in revision order.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct HistoryBatch {
+    pub events: Vec<Event>,
+    /// Every change up to this revision (from the first one asked for) is in `events`.
+    pub read_to: i64,
+}
+
+impl History {
+    /// The newest published store revision.
+    pub fn current_revision(&self) -> i64 {
+        self.shared.current_revision.load(Ordering::Acquire)
+    }
+
+    /// The compaction revision (-1 before any compaction).
+    pub fn compact_revision(&self) -> i64 {
+        self.shared.compact_revision.load(Ordering::Acquire)
+    }
+
+    /// The changes of revisions `from..=to` as events (deletions carry the key and revision
+    /// only), stopping at the end of the first revision that brings the count to
+    /// `max_events`: a revision is never split. `to` must be published. Fails with
+    /// [`MvccError::Compacted`] if `from` is below the compaction revision, before or after
+    /// the read.
+    pub fn events(&self, from: i64, to: i64, max_events: usize) -> Result<HistoryBatch, MvccError> {
+        let from = from.max(1);
+        self.shared.check_not_compacted(from)?;
+        let mut batch = HistoryBatch {
+            events: Vec::new(),
+            read_to: to,
+        };
+        if to < from {
+            batch.read_to = from - 1;
+            return Ok(batch);
+        }
+        let start = Revision::bound(from);
+        let end = Revision::bound(to.saturating_add(1));
+        let mut failure = None;
+        self.shared
+            .backend
+            .read()
+            .for_each(Bucket::Key, &start, Some(&end), |key, value| {
+                let Some(decoded) = RevisionKey::decode(key) else {
+                    failure = Some(MvccError::Corrupt(format!("bad revision key {key:?}")));
+                    return ControlFlow::Break(());
+                };
+                let main = decoded.revision.main;
+                if batch.events.len() >= max_events.max(1)
+                    && batch.events.last().is_some_and(|last: &Event| {
+                        last.kv.as_ref().is_some_and(|kv| kv.mod_revision != main)
+                    })
+                {
+                    // The revision before this one is complete: stop there.
+                    batch.read_to = main - 1;
+                    return ControlFlow::Break(());
+                }
+                let mut kv = match KeyValue::decode(value) {
+                    Ok(kv) => kv,
+                    Err(e) => {
+                        failure = Some(MvccError::Corrupt(format!(
+                            "bad key-value at {:?}: {e}",
+                            decoded.revision
+                        )));
+                        return ControlFlow::Break(());
+                    }
+                };
+                let kind = if decoded.tombstone {
+                    kv.mod_revision = main;
+                    EventType::Delete
+                } else {
+                    EventType::Put
+                };
+                batch.events.push(Event {
+                    r#type: kind as i32,
+                    kv: Some(kv),
+                    prev_kv: None,
+                });
+                ControlFlow::Continue(())
+            })?;
+        if let Some(failure) = failure {
+            return Err(failure);
+        }
+        // A compaction that raced the read may have removed some of what it should have found.
+        self.shared.check_not_compacted(from)?;
+        Ok(batch)
+    }
+}
+
+impl Store {
+    /// A handle on the store's history, for the watch hub.
+    pub fn history(&self) -> History {
+        History {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
 impl Drop for Store {
     fn drop(&mut self) {
         self.shared.stopping.store(true, Ordering::SeqCst);

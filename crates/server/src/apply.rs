@@ -287,7 +287,8 @@ impl Applier<'_> {
         let mut txn = self.shared.store.write()?;
         let result = apply(&mut txn);
         txn.set_consistent_index(consistent_index)?;
-        txn.end()?;
+        let events = txn.end()?;
+        self.shared.watch_hub.notify(&events);
         Ok(result)
     }
 

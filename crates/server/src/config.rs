@@ -133,6 +133,8 @@ pub struct ServerConfig {
     pub max_wals: u64,
     /// `--backend-batch-interval`; `None` (etcd's 0): the backend's default.
     pub backend_batch_interval: Option<Duration>,
+    /// `--experimental-watch-progress-notify-interval`.
+    pub watch_progress_notify_interval: Duration,
     /// `--backend-batch-limit`; `None` (etcd's 0 or less): the backend's default.
     pub backend_batch_limit: Option<u64>,
     /// `--logger`.
@@ -173,6 +175,7 @@ impl Default for ServerConfig {
             max_wals: 5,
             backend_batch_interval: None,
             backend_batch_limit: None,
+            watch_progress_notify_interval: Duration::from_secs(600),
             logger: Logger::Zap,
             log_level: LogLevel::Info,
             log_outputs: vec!["default".to_string()],
@@ -344,6 +347,7 @@ enum Group {
     Member,
     Clustering,
     Logging,
+    Experimental,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -404,7 +408,7 @@ const fn ignored(name: &'static str) -> Flag {
     }
 }
 
-use Group::{Clustering, Logging, Member};
+use Group::{Clustering, Experimental, Logging, Member};
 use Kind::{Bool, Value};
 
 const OFF: &[&str] = &["false"];
@@ -654,7 +658,12 @@ const FLAGS: &[Flag] = &[
     refused("experimental-compaction-batch-limit", Value, NEVER),
     refused("experimental-compaction-sleep-interval", Value, NEVER),
     refused("experimental-peer-skip-client-san-verification", Bool, OFF),
-    refused("experimental-watch-progress-notify-interval", Value, NEVER),
+    supported(
+        "experimental-watch-progress-notify-interval",
+        Experimental,
+        "'10m'",
+        "Duration of periodic watch progress notifications.",
+    ),
     refused("experimental-downgrade-check-time", Value, NEVER),
     refused("experimental-memory-mlock", Bool, OFF),
     refused("experimental-warning-apply-duration", Value, NEVER),
@@ -979,6 +988,9 @@ impl Builder {
             "max-snapshots" => config.max_snapshots = input_uint(input)?,
             "max-wals" => config.max_wals = input_uint(input)?,
             "quota-backend-bytes" => config.quota_backend_bytes = input_int(input)?,
+            "experimental-watch-progress-notify-interval" => {
+                config.watch_progress_notify_interval = input_duration(input)?
+            }
             "backend-batch-interval" => {
                 let interval = input_duration(input)?;
                 config.backend_batch_interval = (!interval.is_zero()).then_some(interval);
@@ -1585,6 +1597,7 @@ fn help_text() -> String {
         (Member, "Member"),
         (Clustering, "Clustering"),
         (Logging, "Logging"),
+        (Experimental, "Experimental feature"),
     ] {
         text.push_str(&format!("\n{title}:\n"));
         for flag in FLAGS {

@@ -19,6 +19,7 @@ mod server;
 mod services;
 mod validate;
 mod wait;
+mod watch;
 
 pub use error::EtcdError;
 pub use server::{

@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use prost::Message as _;
 use stead_backend::{Backend, BackendOptions, Bucket};
+use stead_mvcc::watch::WatchHub;
 use stead_mvcc::{NoLeases, Store, StoreOptions};
 use stead_node::{InitialMember, MemberDirs, NodeConfig, RaftNode, WalLog, WalLogOptions};
 use stead_proto::etcdserverpb::{
@@ -72,6 +73,9 @@ pub struct ServerOptions {
     pub max_txn_ops: usize,
     pub backend: BackendOptions,
     pub wal: WalLogOptions,
+    /// Idle time after which a watcher that asked for progress notifications gets one
+    /// (`--experimental-watch-progress-notify-interval`, etcd's 10 minutes).
+    pub watch_progress_notify_interval: Duration,
 }
 
 /// The initial cluster of a new member, with etcd's IDs.
@@ -151,6 +155,10 @@ pub(crate) struct Shared {
     pub(crate) advertise_client_urls: Vec<String>,
     pub(crate) store: Store,
     pub(crate) backend: Arc<Backend>,
+    pub(crate) watch_hub: Arc<WatchHub>,
+    pub(crate) watch_progress_notify_interval: Duration,
+    /// Set when the member begins to shut down: long-lived streams end.
+    pub(crate) closing: watch::Sender<bool>,
     pub(crate) raft: RaftStatus,
     pub(crate) driver: mpsc::Sender<DriverInput>,
     pub(crate) proposals: Waiters<ApplyOutcome>,
@@ -236,6 +244,7 @@ impl EtcdServer {
             Arc::new(NoLeases),
             StoreOptions::default(),
         )?;
+        let watch_hub = WatchHub::start(store.history())?;
         let consistent_index = backend.consistent_index()?.index;
         let snapshot_index = recovered
             .snapshot
@@ -259,6 +268,11 @@ impl EtcdServer {
             advertise_client_urls: options.advertise_client_urls.clone(),
             store,
             backend,
+            watch_hub,
+            watch_progress_notify_interval: options
+                .watch_progress_notify_interval
+                .max(Duration::from_millis(1)),
+            closing: watch::Sender::new(false),
             raft: RaftStatus::default(),
             driver: driver_tx,
             proposals: Waiters::default(),
@@ -435,10 +449,17 @@ impl EtcdServer {
         &self.shared.backend
     }
 
+    /// Ends long-lived client streams (watches), as the first step of a shutdown: a graceful
+    /// gRPC shutdown waits for every stream to end.
+    pub fn close_streams(&self) {
+        self.shared.closing.send_replace(true);
+    }
+
     /// Stops the member: no new requests, the raft log is synced, everything committed so far
     /// is applied, the backend committed. Returns an error if a thread had failed.
     pub async fn stop(&self) -> Result<(), String> {
         self.shared.stopped.store(true, Ordering::SeqCst);
+        self.close_streams();
         let _ = self.shared.driver.send(DriverInput::Stop).await;
         let threads = self
             .threads
@@ -459,6 +480,7 @@ impl EtcdServer {
             .proposals
             .trigger_all(|| Err(EtcdError::Stopped));
         self.shared.published.send_replace(false);
+        self.shared.watch_hub.stop();
         let mut failures = Vec::new();
         match joined.0 {
             Ok(Ok(())) => {}

@@ -16,7 +16,7 @@ use stead_backend::BackendOptions;
 use stead_node::{MemberDirs, WalLog, WalLogOptions};
 use stead_proto::etcdserverpb::{
     Member, cluster_server::ClusterServer, kv_server::KvServer,
-    maintenance_server::MaintenanceServer,
+    maintenance_server::MaintenanceServer, watch_server::WatchServer,
 };
 use stead_server::config::{self, ClusterState, Invocation, LogLevel, ServerConfig};
 use stead_server::grpc_compat::EtcdCompatible;
@@ -143,6 +143,9 @@ async fn serve(config: ServerConfig) -> Result<(), String> {
             ))
             .add_service(EtcdCompatible(
                 ClusterServer::new(server.clone()).max_decoding_message_size(request_bytes_max),
+            ))
+            .add_service(EtcdCompatible(
+                WatchServer::new(server.clone()).max_decoding_message_size(request_bytes_max),
             ));
         let mut requested = shutdown_requested.clone();
         serving.spawn(router.serve_with_incoming_shutdown(incoming, async move {
@@ -158,6 +161,7 @@ async fn serve(config: ServerConfig) -> Result<(), String> {
         _ = server.failed() => "a failure",
     };
     info!("stopping on {reason}: no new requests");
+    server.close_streams();
     let _ = shutdown.send(true);
     while let Some(result) = serving.join_next().await {
         match result {
@@ -230,6 +234,7 @@ fn server_options(config: &ServerConfig) -> Result<ServerOptions, String> {
         quota_backend_bytes: config.quota_backend_bytes_effective().unwrap_or(u64::MAX),
         max_request_bytes: usize::try_from(config.max_request_bytes).unwrap_or(usize::MAX),
         max_txn_ops: usize::try_from(config.max_txn_ops).unwrap_or(usize::MAX),
+        watch_progress_notify_interval: config.watch_progress_notify_interval,
         backend,
         wal: WalLogOptions {
             wal: WalOptions::default(),
