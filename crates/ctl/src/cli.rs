@@ -16,10 +16,15 @@ use crate::tree::{self, Action};
 
 /// Runs steadctl with `args` (without the program name) and the process
 /// environment `env`; returns the exit status.
+///
+/// Standard input is owned (and `Send`) because `watch -i` reads it on a
+/// thread of its own while watch events are printed; when `run` returns
+/// while that thread still waits for input, the process exits from under
+/// it, as etcdctl's `os.Exit` does.
 pub fn run(
     args: &[String],
     env: &[(String, String)],
-    stdin: &mut dyn BufRead,
+    stdin: Box<dyn BufRead + Send>,
     out: &mut Output<'_>,
 ) -> i32 {
     let code = match run_inner(args, env, stdin, out) {
@@ -36,7 +41,7 @@ pub fn run(
 fn run_inner(
     args: &[String],
     env: &[(String, String)],
-    stdin: &mut dyn BufRead,
+    stdin: Box<dyn BufRead + Send>,
     out: &mut Output<'_>,
 ) -> Result<(), CtlError> {
     // etcdctl reads ETCDCTL_API and removes it from its environment.
@@ -87,6 +92,7 @@ fn run_inner(
         found: &found,
         flags,
         args: positional,
+        raw_args: args,
         env: &env,
         stdin,
         out,

@@ -24,10 +24,12 @@ use std::time::Duration;
 use stead_proto::etcdserverpb::{
     CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse,
     MemberListRequest, MemberListResponse, PutRequest, PutResponse, RangeRequest, RangeResponse,
-    StatusRequest, StatusResponse, TxnRequest, TxnResponse, cluster_client::ClusterClient,
-    kv_client::KvClient, maintenance_client::MaintenanceClient,
+    StatusRequest, StatusResponse, TxnRequest, TxnResponse, WatchRequest, WatchResponse,
+    cluster_client::ClusterClient, kv_client::KvClient, maintenance_client::MaintenanceClient,
+    watch_client::WatchClient,
 };
 use tokio::time::Instant;
+use tonic::codegen::tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::error::CtlError;
@@ -101,6 +103,10 @@ const RETRY_BACKOFF: Duration = Duration::from_millis(25);
 const RETRY_ATTEMPTS_MAX: u32 = 100;
 /// How long to wait before dialling an unreachable endpoint again.
 const REDIAL_PAUSE: Duration = Duration::from_millis(100);
+
+/// clientv3's `WithRequireLeader`: the metadata that asks the server to
+/// fail the stream rather than serve it without a leader.
+const REQUIRE_LEADER_KEY: &str = "hasleader";
 
 /// Whether an RPC may be retried after `Unavailable` (clientv3's
 /// `repeatable` and `nonRepeatable` policies).
@@ -447,6 +453,42 @@ impl Client {
                 .await
         })
         .await
+    }
+
+    /// Opens the Watch stream (`etcdserverpb.Watch/Watch`) carrying
+    /// `requests`, as clientv3 opens it for etcdctl: with the require-leader
+    /// metadata and no deadline, dialling until an endpoint accepts (a
+    /// watch waits for the cluster forever). Resolves once the server
+    /// answers, which etcd does only after a request, so callers queue
+    /// their first request before calling.
+    pub async fn watch(
+        &mut self,
+        requests: ReceiverStream<WatchRequest>,
+    ) -> Result<tonic::Streaming<WatchResponse>, tonic::Status> {
+        let channel = loop {
+            let deadline = Instant::now() + self.dial_timeout.max(REDIAL_PAUSE);
+            match self.channel(None, deadline).await {
+                Ok(channel) => break channel,
+                Err(_) => tokio::time::sleep(REDIAL_PAUSE).await,
+            }
+        };
+        let mut request = tonic::Request::new(requests);
+        request.metadata_mut().insert(
+            REQUIRE_LEADER_KEY,
+            tonic::metadata::MetadataValue::from_static("true"),
+        );
+        let result = WatchClient::new(channel).watch(request).await;
+        if result.is_err() {
+            // Whatever failed, the next attempt dials afresh.
+            self.channel = None;
+        }
+        result.map(tonic::Response::into_inner)
+    }
+
+    /// Forgets the connection, so that the next call dials again (after a
+    /// stream broke with the connection under it).
+    pub fn reconnect(&mut self) {
+        self.channel = None;
     }
 
     /// The status of one endpoint (dialled directly, as clientv3 does).

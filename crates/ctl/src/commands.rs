@@ -29,8 +29,12 @@ pub struct Context<'a, 'o> {
     pub found: &'a Found<'a>,
     pub flags: FlagSet,
     pub args: Vec<String>,
+    /// The command line as given (without the program name), for `watch`,
+    /// which finds its `--` separator there as etcdctl finds it in
+    /// `os.Args`.
+    pub raw_args: &'a [String],
     pub env: &'a [(String, String)],
-    pub stdin: &'a mut dyn BufRead,
+    pub stdin: Box<dyn BufRead + Send>,
     pub out: &'a mut Output<'o>,
 }
 
@@ -45,6 +49,7 @@ pub fn run(ctx: &mut Context<'_, '_>) -> Result<(), CtlError> {
         Action::EndpointHealth => endpoint_health(ctx),
         Action::EndpointStatus => endpoint_status(ctx),
         Action::MemberList => member_list(ctx),
+        Action::Watch => crate::watch::command(ctx),
         Action::Help => help(ctx),
         Action::Group | Action::Unimplemented => Err(not_implemented(ctx.found)),
     }
@@ -77,7 +82,7 @@ fn help(ctx: &mut Context<'_, '_>) -> Result<(), CtlError> {
 }
 
 /// Runs async client code on a single-threaded runtime.
-fn block_on<T>(future: impl std::future::Future<Output = T>) -> Result<T, CtlError> {
+pub(crate) fn block_on<T>(future: impl std::future::Future<Output = T>) -> Result<T, CtlError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -187,8 +192,11 @@ fn check_tls_flags(flags: &FlagSet) -> Result<(), CtlError> {
 
 /// etcdctl's `clientConfigFromCmd` + `mustClient`: environment, output
 /// format, then the client.
-fn client_from_ctx(ctx: &mut Context<'_, '_>) -> Result<(Client, Printer), CtlError> {
-    let inherited = ctx.found.inherited_flags();
+pub(crate) fn client_from_ctx(ctx: &mut Context<'_, '_>) -> Result<(Client, Printer), CtlError> {
+    let mut inherited = ctx.found.inherited_flags();
+    if ctx.found.command().action == Action::Watch {
+        inherited.extend(crate::watch::ENV_FLAGS);
+    }
     apply_env(&mut ctx.flags, &inherited, ctx.env, ctx.out)?;
     let endpoints: Vec<String> = ctx
         .flags
@@ -251,7 +259,7 @@ fn get(ctx: &mut Context<'_, '_>) -> Result<(), CtlError> {
 }
 
 fn put(ctx: &mut Context<'_, '_>) -> Result<(), CtlError> {
-    let request = ops::put_request(&ctx.args, &ctx.flags, ctx.stdin)?;
+    let request = ops::put_request(&ctx.args, &ctx.flags, &mut ctx.stdin)?;
     let deadline = command_deadline(&ctx.flags);
     let (mut client, printer) = client_from_ctx(ctx)?;
     let result = block_on(client.put(request, deadline))?;
@@ -283,7 +291,7 @@ fn txn_command(ctx: &mut Context<'_, '_>) -> Result<(), CtlError> {
         }
     };
     prompt(ctx.out, "compares:");
-    let compare = txn::read_compares(ctx.stdin)?;
+    let compare = txn::read_compares(&mut ctx.stdin)?;
     let mut usage = Vec::new();
     prompt(ctx.out, "success requests (get, put, del):");
     let success = {

@@ -1,7 +1,7 @@
 //! The errors steadctl reports, each carrying the exit status etcdctl uses
 //! for it (`command/error.go`: 1 general, 2 bad connection, 3 invalid
-//! input, 4 bad feature, 128 bad arguments) and the exact message printed
-//! after `Error: `.
+//! input, 4 bad feature, 5 interrupted, 128 bad arguments) and the exact
+//! message printed after `Error: `.
 //!
 //! This module owns the mapping from error to exit status and the final
 //! `Error: ...` line; commands decide which variant applies. Messages that
@@ -26,6 +26,10 @@ pub enum CtlError {
     /// Exit status 4: a valid flag with an unsupported value.
     #[error("{0}")]
     BadFeature(String),
+    /// Exit status 5: a long-running command (`watch`) was ended by the
+    /// server.
+    #[error("{0}")]
+    Interrupted(String),
     /// Exit status 128: wrong arguments for a command.
     #[error("{0}")]
     BadArgs(String),
@@ -47,6 +51,7 @@ impl CtlError {
             CtlError::BadConnection(_) => 2,
             CtlError::InvalidInput(_) => 3,
             CtlError::BadFeature(_) => 4,
+            CtlError::Interrupted(_) => 5,
             CtlError::BadArgs(_) => 128,
             CtlError::Panic(_) => 2,
             CtlError::Exit(code) => *code,
@@ -75,6 +80,7 @@ mod tests {
         assert_eq!(CtlError::BadConnection("x".into()).exit_code(), 2);
         assert_eq!(CtlError::InvalidInput("x".into()).exit_code(), 3);
         assert_eq!(CtlError::BadFeature("x".into()).exit_code(), 4);
+        assert_eq!(CtlError::Interrupted("x".into()).exit_code(), 5);
         assert_eq!(CtlError::BadArgs("x".into()).exit_code(), 128);
         assert_eq!(CtlError::Exit(1).exit_code(), 1);
     }

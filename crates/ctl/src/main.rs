@@ -19,15 +19,16 @@ fn main() {
             )
         })
         .collect();
-    let stdin = std::io::stdin();
-    let mut stdin = stdin.lock();
+    // Not `stdin().lock()`: the lock guard cannot move to the thread that
+    // `watch -i` reads its input on.
+    let stdin = Box::new(std::io::BufReader::new(std::io::stdin()));
     let stdout = std::io::stdout();
     let mut stdout = stdout.lock();
     let stderr = std::io::stderr();
     let mut stderr = stderr.lock();
     let code = {
         let mut output = steadctl::output::Output::new(&mut stdout, &mut stderr);
-        steadctl::cli::run(&args, &env, &mut stdin, &mut output)
+        steadctl::cli::run(&args, &env, stdin, &mut output)
     };
     let _ = stdout.flush();
     let _ = stderr.flush();

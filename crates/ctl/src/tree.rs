@@ -29,6 +29,7 @@ pub enum Action {
     EndpointHealth,
     EndpointStatus,
     MemberList,
+    Watch,
     /// cobra's `help [command]`.
     Help,
     /// An etcdctl command steadctl does not provide.
@@ -256,6 +257,27 @@ pub fn del_flags() -> Vec<FlagSpec> {
     ]
 }
 
+/// `watch`'s flags (also what each line of `watch -i` is parsed with).
+pub fn watch_flags() -> Vec<FlagSpec> {
+    vec![
+        bool_flag("interactive", "Interactive mode").short('i'),
+        bool_flag("prefix", "Watch on a prefix if prefix is set"),
+        int_flag("rev", "Revision to start watching"),
+        bool_flag(
+            "prev-kv",
+            "get the previous key-value pair before the event happens",
+        ),
+        // etcdctl 3.5's (3.4 lacks it).
+        bool_flag(
+            "progress-notify",
+            "get periodic watch progress notification from server",
+        ),
+    ]
+}
+
+pub const WATCH_USE: &str =
+    "watch [options] [key or prefix] [range_end] [--] [exec-command arg1 arg2 ...]";
+
 pub const GET_USE: &str = "get [options] <key> [range_end]";
 pub const GET_SHORT: &str = "Gets the key or a range of keys";
 pub const PUT_USE: &str = "put [options] <key> <value> (<value> can also be given from stdin)";
@@ -373,7 +395,12 @@ The items in the lists are ID, Status, Name, Peer Addrs, Client Addrs, Is Learne
                 "move-leader",
                 "Transfers leadership to another etcd cluster member.",
             ),
-            unimplemented("watch", "Watches events stream on keys or prefixes"),
+            Command::new(
+                WATCH_USE,
+                "Watches events stream on keys or prefixes",
+                Action::Watch,
+            )
+            .flags(watch_flags()),
             unimplemented("version", "Prints the version of etcdctl"),
             unimplemented_group(
                 "lease",
@@ -531,6 +558,7 @@ fn help_usage(name: &'static str) -> &'static str {
         "status" => "help for status",
         "member" => "help for member",
         "list" => "help for list",
+        "watch" => "help for watch",
         "help" => "help for help",
         // Usage screens of unimplemented commands are never shown.
         _ => "help for this command",

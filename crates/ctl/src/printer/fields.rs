@@ -9,7 +9,7 @@ use stead_proto::etcdserverpb::{
 };
 use stead_proto::mvccpb::KeyValue;
 
-use super::{EndpointHealth, EndpointStatus};
+use super::{ClientWatchResponse, EndpointHealth, EndpointStatus, event_type_name};
 use crate::gofmt::{quote, quote_bytes};
 use crate::output::Output;
 
@@ -74,6 +74,17 @@ pub fn txn(out: &mut Output<'_>, resp: &TxnResponse) {
             // transactions are never produced by etcdctl's own txn syntax.
             Some(Response::ResponseTxn(_)) | None => out.out("\"Unknown\" : \"\"\n"),
         }
+    }
+}
+
+pub fn watch(out: &mut Output<'_>, resp: &ClientWatchResponse) {
+    header(out, &Some(resp.header));
+    for event in resp.events() {
+        out.out(format!("\"Type\" : {}\n", event_type_name(event.r#type)));
+        if let Some(prev) = &event.prev_kv {
+            kv(out, "Prev", prev);
+        }
+        kv(out, "", &event.kv.clone().unwrap_or_default());
     }
 }
 

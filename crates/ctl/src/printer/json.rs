@@ -15,9 +15,9 @@ use stead_proto::etcdserverpb::{
     DeleteRangeResponse, Member, MemberListResponse, PutResponse, RangeResponse, ResponseHeader,
     ResponseOp, StatusResponse, TxnResponse, response_op::Response,
 };
-use stead_proto::mvccpb::KeyValue;
+use stead_proto::mvccpb::{Event, KeyValue};
 
-use super::{EndpointHealth, EndpointStatus};
+use super::{ClientWatchResponse, EndpointHealth, EndpointStatus};
 use crate::gofmt::json_string;
 
 /// Builds one JSON object, leaving out zero-valued fields.
@@ -168,6 +168,38 @@ pub fn txn(resp: &TxnResponse) -> String {
         resp.responses.iter().map(response_op).collect(),
     );
     o.finish()
+}
+
+fn event_json(event: &Event) -> String {
+    let mut o = Object::new();
+    o.int("type", i64::from(event.r#type));
+    if let Some(kv) = &event.kv {
+        o.raw("kv", &kv_json(kv));
+    }
+    if let Some(prev) = &event.prev_kv {
+        o.raw("prev_kv", &kv_json(prev));
+    }
+    o.finish()
+}
+
+/// clientv3's `WatchResponse` struct has no `json` tags: its fields keep
+/// their Go names and are never left out; the header is a struct (`{}`
+/// when empty), not a pointer.
+pub fn watch(resp: &ClientWatchResponse) -> String {
+    let events = match &resp.events {
+        None => "null".to_string(),
+        Some(list) => {
+            let items: Vec<String> = list.iter().map(event_json).collect();
+            format!("[{}]", items.join(","))
+        }
+    };
+    format!(
+        "{{\"Header\":{},\"Events\":{events},\"CompactRevision\":{},\"Canceled\":{},\"Created\":{}}}",
+        header_json(&resp.header),
+        resp.compact_revision,
+        resp.canceled,
+        resp.created
+    )
 }
 
 fn member_json(m: &Member) -> String {

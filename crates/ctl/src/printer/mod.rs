@@ -14,9 +14,10 @@ mod simple;
 mod table;
 
 use stead_proto::etcdserverpb::{
-    DeleteRangeResponse, MemberListResponse, PutResponse, RangeResponse, StatusResponse,
-    TxnResponse,
+    DeleteRangeResponse, MemberListResponse, PutResponse, RangeResponse, ResponseHeader,
+    StatusResponse, TxnResponse,
 };
+use stead_proto::mvccpb::Event;
 
 use crate::error::CtlError;
 use crate::gofmt;
@@ -38,6 +39,51 @@ pub struct EndpointHealth {
 pub struct EndpointStatus {
     pub endpoint: String,
     pub status: StatusResponse,
+}
+
+/// A watch response as etcd's client library hands it to etcdctl
+/// (clientv3's `WatchResponse`), which is what etcdctl prints: the server's
+/// response without its watch ID, or one the library makes up itself when
+/// a watch fails.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClientWatchResponse {
+    pub header: ResponseHeader,
+    /// `None` is Go's nil slice (`null` in JSON), which only responses the
+    /// library makes up have; a server response's events are a list, even
+    /// an empty one.
+    pub events: Option<Vec<Event>>,
+    pub compact_revision: i64,
+    pub canceled: bool,
+    pub created: bool,
+    /// clientv3's `Err()`, worded as it words it; `None` for a healthy
+    /// response.
+    pub error: Option<String>,
+}
+
+impl ClientWatchResponse {
+    /// clientv3's `IsProgressNotify`.
+    pub fn is_progress_notify(&self) -> bool {
+        self.events.as_ref().is_none_or(Vec::is_empty)
+            && !self.canceled
+            && !self.created
+            && self.compact_revision == 0
+            && self.header.revision != 0
+    }
+
+    /// The events, none for a nil list.
+    pub fn events(&self) -> &[Event] {
+        self.events.as_deref().unwrap_or_default()
+    }
+}
+
+/// Go's `String()` of an `mvccpb.Event_EventType`: the name, or the number
+/// for a value etcd does not define.
+pub fn event_type_name(event_type: i32) -> String {
+    match event_type {
+        0 => "PUT".to_string(),
+        1 => "DELETE".to_string(),
+        other => other.to_string(),
+    }
 }
 
 /// The selected output format.
@@ -113,6 +159,17 @@ impl Printer {
             Printer::Simple { hex, value_only } => simple::txn(out, hex, value_only, resp),
             Printer::Json => out.out(json::txn(resp) + "\n"),
             Printer::Fields => fields::txn(out, resp),
+            Printer::Table => return Err(self.unsupported()),
+        }
+        Ok(())
+    }
+
+    /// One watch response (etcdctl's `display.Watch`).
+    pub fn watch(&self, out: &mut Output<'_>, resp: &ClientWatchResponse) -> Result<(), CtlError> {
+        match *self {
+            Printer::Simple { hex, value_only } => simple::watch(out, hex, value_only, resp),
+            Printer::Json => out.out(json::watch(resp) + "\n"),
+            Printer::Fields => fields::watch(out, resp),
             Printer::Table => return Err(self.unsupported()),
         }
         Ok(())

@@ -10,7 +10,9 @@ use stead_proto::etcdserverpb::{
 };
 use stead_proto::mvccpb::KeyValue;
 
-use super::{EndpointHealth, EndpointStatus, member_rows, status_rows};
+use super::{
+    ClientWatchResponse, EndpointHealth, EndpointStatus, event_type_name, member_rows, status_rows,
+};
 use crate::output::Output;
 
 /// etcdctl's `addHexPrefix(hex.EncodeToString(b))`: `\x66\x6f\x6f`.
@@ -75,6 +77,18 @@ pub fn txn(out: &mut Output<'_>, hex: bool, value_only: bool, resp: &TxnResponse
             // transactions are never produced by etcdctl's own txn syntax.
             Some(Response::ResponseTxn(_)) | None => out.out("unexpected response\n"),
         }
+    }
+}
+
+/// Each event: its type, the previous key-value when asked for, the
+/// key-value.
+pub fn watch(out: &mut Output<'_>, hex: bool, value_only: bool, resp: &ClientWatchResponse) {
+    for event in resp.events() {
+        out.out(event_type_name(event.r#type) + "\n");
+        if let Some(prev) = &event.prev_kv {
+            print_kv(out, hex, value_only, prev);
+        }
+        print_kv(out, hex, value_only, &event.kv.clone().unwrap_or_default());
     }
 }
 

@@ -5,9 +5,9 @@ use stead_proto::etcdserverpb::{
     DeleteRangeResponse, Member, MemberListResponse, PutResponse, RangeResponse, ResponseHeader,
     ResponseOp, StatusResponse, TxnResponse, response_op::Response,
 };
-use stead_proto::mvccpb::KeyValue;
+use stead_proto::mvccpb::{Event, KeyValue};
 
-use super::{EndpointHealth, EndpointStatus, Printer};
+use super::{ClientWatchResponse, EndpointHealth, EndpointStatus, Printer};
 use crate::output::Output;
 
 const CLUSTER: u64 = 2037210783374497686;
@@ -321,4 +321,85 @@ fn endpoint_health_in_every_format() {
         out,
         "[{\"endpoint\":\"127.0.0.1:1\",\"health\":false,\"took\":\"1s\",\"error\":\"context deadline exceeded\"}]\n"
     );
+}
+
+fn watch_response(events: Vec<Event>) -> ClientWatchResponse {
+    ClientWatchResponse {
+        header: header(4).unwrap_or_default(),
+        events: Some(events),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn watch_in_every_format() {
+    let update = Event {
+        r#type: 0,
+        kv: Some(KeyValue {
+            mod_revision: 3,
+            version: 2,
+            value: bytes::Bytes::from_static(b"baz"),
+            ..foo_bar()
+        }),
+        prev_kv: Some(foo_bar()),
+    };
+    let delete = Event {
+        r#type: 1,
+        kv: Some(KeyValue {
+            key: bytes::Bytes::from_static(b"foo"),
+            mod_revision: 4,
+            ..Default::default()
+        }),
+        prev_kv: None,
+    };
+    let resp = watch_response(vec![update, delete]);
+    let (out, _) = capture(|o| simple().watch(o, &resp).unwrap());
+    assert_eq!(out, "PUT\nfoo\nbar\nfoo\nbaz\nDELETE\nfoo\n\n");
+    let (out, _) = capture(|o| Printer::Json.watch(o, &resp).unwrap());
+    assert_eq!(
+        out,
+        "{\"Header\":{\"cluster_id\":2037210783374497686,\"member_id\":13195394291058371180,\"revision\":4,\"raft_term\":2},\"Events\":[{\"kv\":{\"key\":\"Zm9v\",\"create_revision\":2,\"mod_revision\":3,\"version\":2,\"value\":\"YmF6\"},\"prev_kv\":{\"key\":\"Zm9v\",\"create_revision\":2,\"mod_revision\":2,\"version\":1,\"value\":\"YmFy\"}},{\"type\":1,\"kv\":{\"key\":\"Zm9v\",\"mod_revision\":4}}],\"CompactRevision\":0,\"Canceled\":false,\"Created\":false}\n"
+    );
+    let (out, _) = capture(|o| Printer::Fields.watch(o, &resp).unwrap());
+    assert!(out.starts_with("\"ClusterID\" : 2037210783374497686\n"));
+    assert!(out.contains("\"RaftTerm\" : 2\n\"Type\" : PUT\n\"PrevKey\" : \"foo\"\n"));
+    assert!(out.ends_with("\"Type\" : DELETE\n\"Key\" : \"foo\"\n\"CreateRevision\" : 0\n\"ModRevision\" : 4\n\"Version\" : 0\n\"Value\" : \"\"\n\"Lease\" : 0\n"));
+    let mut out = Vec::new();
+    let mut err = Vec::new();
+    let mut output = Output::new(&mut out, &mut err);
+    let failure = Printer::Table.watch(&mut output, &resp).unwrap_err();
+    assert_eq!(failure.to_string(), "table not supported as output format");
+}
+
+#[test]
+fn watch_failures_in_json() {
+    // A response the client library makes up when a watch fails: nil events.
+    let closed = ClientWatchResponse {
+        canceled: true,
+        error: Some("mvcc: watcher range is empty".to_string()),
+        ..Default::default()
+    };
+    let (out, _) = capture(|o| Printer::Json.watch(o, &closed).unwrap());
+    assert_eq!(
+        out,
+        "{\"Header\":{},\"Events\":null,\"CompactRevision\":0,\"Canceled\":true,\"Created\":false}\n"
+    );
+    assert!(!closed.is_progress_notify());
+    // The server's answer to a compacted start revision.
+    let compacted = ClientWatchResponse {
+        header: ResponseHeader {
+            revision: 0,
+            ..header(0).unwrap_or_default()
+        },
+        events: Some(Vec::new()),
+        compact_revision: 3,
+        canceled: true,
+        ..Default::default()
+    };
+    let (out, _) = capture(|o| Printer::Json.watch(o, &compacted).unwrap());
+    assert_eq!(
+        out,
+        "{\"Header\":{\"cluster_id\":2037210783374497686,\"member_id\":13195394291058371180,\"raft_term\":2},\"Events\":[],\"CompactRevision\":3,\"Canceled\":true,\"Created\":false}\n"
+    );
+    assert!(watch_response(Vec::new()).is_progress_notify());
 }
