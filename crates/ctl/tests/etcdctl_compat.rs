@@ -25,7 +25,7 @@ mod common;
 use std::fmt::Write as _;
 use std::process::Output;
 
-use common::{ETCDCTL, Server};
+use common::{ETCDCTL, Server, Side, etcdctl_on_etcd, mask_capnslog, without_usage_line};
 
 /// Placeholder for the endpoint of the server a client talks to.
 const EP: &str = "@EP";
@@ -119,28 +119,6 @@ fn mask_after(text: &str, marker: &str, end: char) -> String {
     }
     out.push_str(rest);
     out
-}
-
-/// Masks capnslog's `2026-11-21 21:13:57.532763 ` line prefix.
-fn mask_capnslog(text: &str) -> String {
-    text.split_inclusive('\n')
-        .map(|line| {
-            let b = line.as_bytes();
-            let looks_like_time = b.len() > 27
-                && b[4] == b'-'
-                && b[7] == b'-'
-                && b[10] == b' '
-                && b[13] == b':'
-                && b[16] == b':'
-                && b[19] == b'.'
-                && b[26] == b' ';
-            if looks_like_time {
-                format!("<TS>{}", &line[26..])
-            } else {
-                line.to_string()
-            }
-        })
-        .collect()
 }
 
 /// Replaces the digits after each `marker` with `<N>`.
@@ -495,29 +473,6 @@ fn cases(unreachable: &str) -> Vec<Case> {
     cases
 }
 
-/// steadctl's `get` usage lists one flag more than etcdctl 3.4's (`--count-only`, from
-/// etcdctl 3.5); the rest of the usage text must still match.
-fn without_count_only_usage(text: &str) -> String {
-    text.split_inclusive('\n')
-        .filter(|line| !line.trim_start().starts_with("--count-only"))
-        .collect()
-}
-
-/// A client binary and the server it talks to.
-struct Side {
-    name: &'static str,
-    client: std::path::PathBuf,
-    server: fn(&std::path::Path, u16, u16) -> common::ServerCommand,
-}
-
-fn etcdctl_on_etcd() -> Side {
-    Side {
-        name: "etcdctl on etcd",
-        client: std::path::PathBuf::from(ETCDCTL),
-        server: common::etcd_server,
-    }
-}
-
 /// Runs every case with the reference side and the candidate side; their masked outputs and
 /// exit codes must be equal.
 fn compare(reference: Side, candidate: Side) {
@@ -545,12 +500,12 @@ fn compare(reference: Side, candidate: Side) {
         let want_out = mask(&want.stdout, &reference_server.endpoint, case.mask);
         let mut got_out = mask(&got.stdout, &candidate_server.endpoint, case.mask);
         if candidate_is_steadctl {
-            got_out = without_count_only_usage(&got_out);
+            got_out = without_usage_line(&got_out, "--count-only");
         }
         let want_err = mask(&want.stderr, &reference_server.endpoint, case.mask);
         let mut got_err = mask(&got.stderr, &candidate_server.endpoint, case.mask);
         if candidate_is_steadctl {
-            got_err = without_count_only_usage(&got_err);
+            got_err = without_usage_line(&got_err, "--count-only");
         }
         if want_out != got_out || want_err != got_err || want.status.code() != got.status.code() {
             let _ = writeln!(

@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::{ETCDCTL, Server};
+use common::{ETCDCTL, Server, Side, etcdctl_on_etcd, mask_capnslog, without_usage_line};
 
 /// Placeholder for the endpoint of the server a client talks to.
 const EP: &str = "@EP";
@@ -518,54 +518,9 @@ fn run_case(client: &Path, case: &Case, endpoint: &str) -> (String, String, Opti
     (mask(&stdout, endpoint), mask(&stderr, endpoint), code)
 }
 
-/// Masks capnslog's `2026-11-21 21:13:57.532763 ` line prefix.
-fn mask_capnslog(text: &str) -> String {
-    text.split_inclusive('\n')
-        .map(|line| {
-            let b = line.as_bytes();
-            let looks_like_time = b.len() > 27
-                && b[4] == b'-'
-                && b[7] == b'-'
-                && b[10] == b' '
-                && b[13] == b':'
-                && b[16] == b':'
-                && b[19] == b'.'
-                && b[26] == b' ';
-            if looks_like_time {
-                format!("<TS>{}", &line[26..])
-            } else {
-                line.to_string()
-            }
-        })
-        .collect()
-}
-
 fn mask(bytes: &[u8], endpoint: &str) -> String {
     let text = String::from_utf8_lossy(bytes).replace(endpoint, EP);
     mask_capnslog(&text)
-}
-
-/// A client binary and the server it talks to.
-struct Side {
-    name: &'static str,
-    client: PathBuf,
-    server: fn(&Path, u16, u16) -> common::ServerCommand,
-}
-
-fn etcdctl_on_etcd() -> Side {
-    Side {
-        name: "etcdctl on etcd",
-        client: PathBuf::from(ETCDCTL),
-        server: common::etcd_server,
-    }
-}
-
-/// steadctl's `watch` usage lists one flag more than etcdctl 3.4's (`--progress-notify`, from
-/// etcdctl 3.5): that line is dropped before comparing.
-fn without_progress_notify_usage(text: &str) -> String {
-    text.split_inclusive('\n')
-        .filter(|line| !line.trim_start().starts_with("--progress-notify"))
-        .collect()
 }
 
 /// Runs every case on the reference side and on the candidate side, each against its own
@@ -586,8 +541,8 @@ fn compare(reference: Side, candidate: Side) {
         let want = run_case(&reference.client, &case, &reference_server.endpoint);
         let mut got = run_case(&candidate.client, &case, &candidate_server.endpoint);
         if candidate.client != Path::new(ETCDCTL) {
-            got.0 = without_progress_notify_usage(&got.0);
-            got.1 = without_progress_notify_usage(&got.1);
+            got.0 = without_usage_line(&got.0, "--progress-notify");
+            got.1 = without_usage_line(&got.1, "--progress-notify");
         }
         compared += 1;
         if want != got {

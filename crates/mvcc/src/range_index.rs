@@ -61,21 +61,21 @@ impl Block {
 /// Ranges `[start, end)` by ID.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct RangeIndex {
+    /// Ordered by first start; none is empty.
     blocks: Vec<Block>,
-    len: usize,
 }
 
 impl RangeIndex {
-    pub(crate) fn len(&self) -> usize {
-        self.len
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.blocks.iter().map(|block| block.entries.len()).sum()
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.len == 0
+        self.blocks.is_empty()
     }
 
     pub(crate) fn insert(&mut self, start: Bytes, end: RangeEnd, id: u64) {
-        self.len += 1;
         let entry = Entry { start, end, id };
         // The last block starting at or before the new range (or the first block).
         let at = self
@@ -128,7 +128,6 @@ impl RangeIndex {
                 } else {
                     block.recompute_max_end();
                 }
-                self.len -= 1;
                 return true;
             }
             if block.first_start() < start {

@@ -358,15 +358,6 @@ impl HubState {
     }
 }
 
-/// Counts of watchers by group, for metrics and tests.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct WatcherCounts {
-    pub synced: usize,
-    pub unsynced: usize,
-    pub victims: usize,
-    pub streams: usize,
-}
-
 struct HubShared {
     state: Mutex<HubState>,
     /// Wakes the catch-up thread.
@@ -476,23 +467,6 @@ impl WatchHub {
         if victims {
             self.shared.work.notify_one();
         }
-    }
-
-    /// Counts of watchers by group.
-    pub fn counts(&self) -> WatcherCounts {
-        let state = self.shared.lock();
-        WatcherCounts {
-            synced: state.key_watchers.values().map(Vec::len).sum::<usize>()
-                + state.range_watchers.len(),
-            unsynced: state.unsynced.len(),
-            victims: state.victims.len(),
-            streams: state.streams.len(),
-        }
-    }
-
-    /// The newest revision every synced watcher has had.
-    pub fn last_notified(&self) -> i64 {
-        self.shared.lock().last_notified
     }
 
     /// Stops the catch-up thread; streams get no more messages from it.

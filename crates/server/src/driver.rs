@@ -126,12 +126,13 @@ fn drive(
         // Followers catch up from the raft log in memory; a sole voter has none, so it keeps
         // only a little of what the state machine applied (etcd keeps everything since the last
         // snapshot: up to --snapshot-count entries).
-        if node.voters() == [shared.member_id] {
-            let applied = *shared.applied.borrow();
-            let keep_from = applied.saturating_sub(SOLE_VOTER_APPLIED_ENTRIES_KEPT);
-            if keep_from >= node.first_log_index()? + SOLE_VOTER_COMPACTION_STEP {
-                node.compact_log_memory(keep_from)?;
-            }
+        // The membership check (it collects the voters) only once a step is due.
+        let applied = *shared.applied.borrow();
+        let keep_from = applied.saturating_sub(SOLE_VOTER_APPLIED_ENTRIES_KEPT);
+        if keep_from >= node.first_log_index()? + SOLE_VOTER_COMPACTION_STEP
+            && node.voters() == [shared.member_id]
+        {
+            node.compact_log_memory(keep_from)?;
         }
     }
     info!("raft driver stopped");

@@ -389,12 +389,19 @@ impl EtcdServer {
 
     /// A response header: cluster and member ID, raft term, and `revision` (or the store's).
     pub(crate) fn header(&self, revision: Option<i64>) -> ResponseHeader {
+        self.header_at(
+            revision
+                .filter(|&revision| revision != 0)
+                .unwrap_or_else(|| self.shared.store.current_revision()),
+        )
+    }
+
+    /// A response header with exactly `revision` (watch responses may carry 0, as etcd's).
+    pub(crate) fn header_at(&self, revision: i64) -> ResponseHeader {
         ResponseHeader {
             cluster_id: self.shared.cluster_id,
             member_id: self.shared.member_id,
-            revision: revision
-                .filter(|&revision| revision != 0)
-                .unwrap_or_else(|| self.shared.store.current_revision()),
+            revision,
             raft_term: self.shared.raft.term.load(Ordering::Relaxed),
         }
     }

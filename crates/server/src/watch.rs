@@ -201,13 +201,7 @@ struct Renderer {
 
 impl Renderer {
     fn header(&self, revision: i64) -> Option<ResponseHeader> {
-        let shared = &self.server.shared;
-        Some(ResponseHeader {
-            cluster_id: shared.cluster_id,
-            member_id: shared.member_id,
-            revision,
-            raft_term: shared.raft.term.load(Ordering::Relaxed),
-        })
+        Some(self.server.header_at(revision))
     }
 
     /// The responses for one outbox message (several when a response is fragmented).

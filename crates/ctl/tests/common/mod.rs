@@ -234,3 +234,49 @@ pub fn run(binary: &Path, args: &[String], stdin: &[u8], env: &[(String, String)
     }
     child.wait_with_output().expect("wait for the client")
 }
+
+/// A client binary and the server it talks to: one side of a comparison.
+pub struct Side {
+    pub name: &'static str,
+    pub client: PathBuf,
+    pub server: fn(&Path, u16, u16) -> ServerCommand,
+}
+
+/// The reference every comparison is made against.
+pub fn etcdctl_on_etcd() -> Side {
+    Side {
+        name: "etcdctl on etcd",
+        client: PathBuf::from(ETCDCTL),
+        server: etcd_server,
+    }
+}
+
+/// Masks capnslog's `2026-11-21 21:13:57.532763 ` line prefix.
+pub fn mask_capnslog(text: &str) -> String {
+    text.split_inclusive('\n')
+        .map(|line| {
+            let b = line.as_bytes();
+            let looks_like_time = b.len() > 27
+                && b[4] == b'-'
+                && b[7] == b'-'
+                && b[10] == b' '
+                && b[13] == b':'
+                && b[16] == b':'
+                && b[19] == b'.'
+                && b[26] == b' ';
+            if looks_like_time {
+                format!("<TS>{}", &line[26..])
+            } else {
+                line.to_string()
+            }
+        })
+        .collect()
+}
+
+/// `text` without the usage line of `flag` (`--count-only`): for a usage text of steadctl,
+/// which has a few of etcdctl 3.5's flags that etcdctl 3.4 lacks.
+pub fn without_usage_line(text: &str, flag: &str) -> String {
+    text.split_inclusive('\n')
+        .filter(|line| !line.trim_start().starts_with(flag))
+        .collect()
+}
