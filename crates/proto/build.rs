@@ -11,6 +11,7 @@ const PROTOS: &[&str] = &[
     "membershippb/membership.proto",
     "etcdserverpb/rpc.proto",
     "etcdserverpb/raft_internal.proto",
+    "leasepb/lease.proto",
     "v3electionpb/v3election.proto",
     "v3lockpb/v3lock.proto",
 ];

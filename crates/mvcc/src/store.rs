@@ -833,6 +833,20 @@ impl<'a> WriteTxn<'a> {
         self.shared.lessor.as_ref()
     }
 
+    /// Deletes a record of another bucket (a revoked lease's) in this transaction's backend
+    /// batch, so that it commits atomically with the key changes. The key bucket belongs to
+    /// the store: refused.
+    pub fn delete_record(&mut self, bucket: Bucket, key: &[u8]) -> Result<(), MvccError> {
+        if bucket == Bucket::Key {
+            return Err(MvccError::Corrupt(
+                "the key bucket is written by the store only".into(),
+            ));
+        }
+        self.batch_mut()?
+            .delete(bucket, Bytes::copy_from_slice(key));
+        Ok(())
+    }
+
     /// Whether any change was made.
     pub fn changed(&self) -> bool {
         !self.events.is_empty()

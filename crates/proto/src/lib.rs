@@ -36,6 +36,12 @@ pub mod etcdserverpb {
     tonic::include_proto!("etcdserverpb");
 }
 
+/// A lease as the backend's `lease` bucket stores it (`leasepb`).
+#[allow(clippy::all, clippy::pedantic, missing_docs)]
+pub mod leasepb {
+    tonic::include_proto!("leasepb");
+}
+
 /// The Election service (`v3electionpb`).
 #[allow(clippy::all, clippy::pedantic, missing_docs)]
 pub mod v3electionpb {

@@ -5,6 +5,9 @@
 //! `members` bucket, an empty entry (a new leader's) to nothing. Every entry's raft index is
 //! recorded as the consistent index in the same backend batch as its changes, and entries at or
 //! below the consistent index found at start-up were applied before a restart and are skipped.
+//! A lease grant, revoke or checkpoint updates the lessor and the `lease` bucket in the same
+//! batch; a revoke deletes the lease's keys in one revision. An empty entry applied while this
+//! member leads (a new leader's first entry) promotes the lessor: leases start expiring here.
 //! The proposer waiting for an entry gets its answer; readers waiting for an index see it via
 //! the applied index. Every `--snapshot-count` entries it commits the backend and asks the
 //! driver to snapshot and compact the raft log there.
@@ -12,14 +15,18 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::Receiver;
+use std::time::Instant;
 
 use bytes::Bytes;
 use prost::Message as _;
 use protobuf::Message as _;
 use stead_backend::{BackendError, Bucket, ConsistentIndex};
-use stead_mvcc::{MvccError, request};
+use stead_mvcc::{KeyRange, MvccError, request};
 use stead_node::raft::eraftpb::{ConfChange, ConfChangeType, ConfChangeV2, Entry, EntryType};
-use stead_proto::etcdserverpb::{CompactionResponse, InternalRaftRequest, Member, ResponseHeader};
+use stead_proto::etcdserverpb::{
+    CompactionResponse, InternalRaftRequest, LeaseGrantResponse, LeaseRevokeResponse, Member,
+    ResponseHeader,
+};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::oneshot;
 use tracing::{error, info};
@@ -117,6 +124,15 @@ impl Applier<'_> {
         };
         match entry.get_entry_type() {
             EntryType::EntryNormal if entry.data.is_empty() => {
+                // A new leader's entry: once it is applied, this leader has applied every
+                // earlier term's entries, so its lessor may take over expiry (etcd does the
+                // same). Leases get an election timeout extra, covering the election.
+                let shared = self.shared;
+                if shared.raft.leader.load(Ordering::Relaxed) == shared.member_id {
+                    shared
+                        .lessor
+                        .promote(shared.election_timeout, Instant::now());
+                }
                 self.record_index_only(consistent_index)
             }
             EntryType::EntryNormal => {
@@ -189,6 +205,67 @@ impl Applier<'_> {
             })?;
             return client_outcome(result.map(Applied::Txn));
         }
+        if let Some(grant) = request.lease_grant {
+            let granted = self
+                .shared
+                .lessor
+                .grant(grant.id, grant.ttl, Instant::now());
+            let mut batch = self.shared.backend.batch()?;
+            if let Ok(record) = &granted {
+                batch.put(Bucket::Lease, record.key().to_vec(), record.encode());
+            }
+            batch.set_consistent_index(consistent_index);
+            batch.end()?;
+            return Ok(granted
+                .map(|record| {
+                    Applied::LeaseGrant(LeaseGrantResponse {
+                        header: Some(self.header()),
+                        id: record.id,
+                        ttl: record.ttl,
+                        error: String::new(),
+                    })
+                })
+                .map_err(EtcdError::from));
+        }
+        if let Some(revoke) = request.lease_revoke {
+            let keys = match self.shared.lessor.keys_to_revoke(revoke.id) {
+                Ok(keys) => keys,
+                Err(err) => {
+                    self.record_index_only(consistent_index)?;
+                    return Ok(Err(err.into()));
+                }
+            };
+            // Every key in one revision, in the same order on every member; the lease record
+            // goes in the same batch, so a crash keeps both or neither.
+            let result = self.write(consistent_index, |txn| {
+                for key in keys {
+                    txn.delete_range(&KeyRange::Single(key))?;
+                }
+                txn.delete_record(Bucket::Lease, &stead_lease::key_of(revoke.id))
+            })?;
+            self.shared.lessor.remove(revoke.id);
+            return client_outcome(result.map(|()| {
+                Applied::LeaseRevoke(LeaseRevokeResponse {
+                    header: Some(self.header()),
+                })
+            }));
+        }
+        if let Some(checkpoint) = request.lease_checkpoint {
+            let now = Instant::now();
+            let mut batch = self.shared.backend.batch()?;
+            for checkpoint in &checkpoint.checkpoints {
+                let persist =
+                    self.shared
+                        .lessor
+                        .checkpoint(checkpoint.id, checkpoint.remaining_ttl, now);
+                if let Some(record) = persist {
+                    batch.put(Bucket::Lease, record.key().to_vec(), record.encode());
+                }
+            }
+            batch.set_consistent_index(consistent_index);
+            batch.end()?;
+            return Ok(Ok(Applied::Done));
+        }
         if let Some(compaction) = request.compaction {
             let (done, physical) = oneshot::channel();
             let result = store.compact(
@@ -200,10 +277,7 @@ impl Applier<'_> {
             self.record_index_only(consistent_index)?;
             return client_outcome(result.map(|()| Applied::Compaction {
                 response: CompactionResponse {
-                    header: Some(ResponseHeader {
-                        revision: store.current_revision(),
-                        ..ResponseHeader::default()
-                    }),
+                    header: Some(self.header()),
                 },
                 physical,
             }));
@@ -290,6 +364,14 @@ impl Applier<'_> {
         let events = txn.end()?;
         self.shared.watch_hub.notify(&events);
         Ok(result)
+    }
+
+    /// A header with the store's current revision (the services fill in the rest).
+    fn header(&self) -> ResponseHeader {
+        ResponseHeader {
+            revision: self.shared.store.current_revision(),
+            ..ResponseHeader::default()
+        }
     }
 
     fn record_index_only(&mut self, consistent_index: ConsistentIndex) -> Result<(), ApplyError> {

@@ -135,6 +135,10 @@ pub struct ServerConfig {
     pub backend_batch_interval: Option<Duration>,
     /// `--experimental-watch-progress-notify-interval`.
     pub watch_progress_notify_interval: Duration,
+    /// `--experimental-enable-lease-checkpoint`.
+    pub enable_lease_checkpoint: bool,
+    /// `--experimental-enable-lease-checkpoint-persist`.
+    pub enable_lease_checkpoint_persist: bool,
     /// `--backend-batch-limit`; `None` (etcd's 0 or less): the backend's default.
     pub backend_batch_limit: Option<u64>,
     /// `--logger`.
@@ -176,6 +180,8 @@ impl Default for ServerConfig {
             backend_batch_interval: None,
             backend_batch_limit: None,
             watch_progress_notify_interval: Duration::from_secs(600),
+            enable_lease_checkpoint: false,
+            enable_lease_checkpoint_persist: false,
             logger: Logger::Zap,
             log_level: LogLevel::Info,
             log_outputs: vec!["default".to_string()],
@@ -312,6 +318,10 @@ pub enum ConfigError {
         "--election-timeout[{0}ms] is too long, and should be set less than {MAX_ELECTION_TIMEOUT_MS}ms"
     )]
     ElectionTimeoutTooLong(u64),
+    #[error(
+        "setting experimental-enable-lease-checkpoint-persist requires experimental-enable-lease-checkpoint"
+    )]
+    LeaseCheckpointPersistWithoutCheckpoint,
     #[error("--advertise-client-urls is required when --listen-client-urls is set explicitly")]
     AdvertiseClientUrlsRequired,
     /// `--initial-cluster` does not parse.
@@ -389,6 +399,19 @@ const fn supported(
             default,
             help,
         },
+    }
+}
+
+/// A supported boolean flag (Go's: `--flag` alone means true).
+const fn supported_bool(
+    name: &'static str,
+    group: Group,
+    default: &'static str,
+    help: &'static str,
+) -> Flag {
+    Flag {
+        kind: Kind::Bool,
+        ..supported(name, group, default, help)
     }
 }
 
@@ -653,8 +676,18 @@ const FLAGS: &[Flag] = &[
     refused("experimental-compact-hash-check-enabled", Bool, OFF),
     refused("experimental-compact-hash-check-time", Value, &["1m"]),
     refused("experimental-enable-v2v3", Value, EMPTY),
-    refused("experimental-enable-lease-checkpoint", Bool, OFF),
-    refused("experimental-enable-lease-checkpoint-persist", Bool, OFF),
+    supported_bool(
+        "experimental-enable-lease-checkpoint",
+        Experimental,
+        "'false'",
+        "Enable leader to send regular checkpoints to other members to prevent reset of remaining TTL on leader change.",
+    ),
+    supported_bool(
+        "experimental-enable-lease-checkpoint-persist",
+        Experimental,
+        "'false'",
+        "Enable persisting remainingTTL to prevent indefinite auto-renewal of long lived leases. Always enabled in v3.6. Should be used to ensure smooth upgrade from v3.5 clusters with this feature enabled. Requires experimental-enable-lease-checkpoint to be enabled.",
+    ),
     refused("experimental-compaction-batch-limit", Value, NEVER),
     refused("experimental-compaction-sleep-interval", Value, NEVER),
     refused("experimental-peer-skip-client-san-verification", Bool, OFF),
@@ -988,6 +1021,12 @@ impl Builder {
             "max-snapshots" => config.max_snapshots = input_uint(input)?,
             "max-wals" => config.max_wals = input_uint(input)?,
             "quota-backend-bytes" => config.quota_backend_bytes = input_int(input)?,
+            "experimental-enable-lease-checkpoint" => {
+                config.enable_lease_checkpoint = input_bool(input)?
+            }
+            "experimental-enable-lease-checkpoint-persist" => {
+                config.enable_lease_checkpoint_persist = input_bool(input)?
+            }
             "experimental-watch-progress-notify-interval" => {
                 config.watch_progress_notify_interval = input_duration(input)?
             }
@@ -1237,6 +1276,14 @@ impl Builder {
         if election_timeout_ms > MAX_ELECTION_TIMEOUT_MS {
             return Err(ConfigError::ElectionTimeoutTooLong(election_timeout_ms));
         }
+        if config.enable_lease_checkpoint_persist && !config.enable_lease_checkpoint {
+            return Err(ConfigError::LeaseCheckpointPersistWithoutCheckpoint);
+        }
+        if config.enable_lease_checkpoint && !config.enable_lease_checkpoint_persist {
+            warnings.push(
+                "Detected that checkpointing is enabled without persistence. Consider enabling experimental-enable-lease-checkpoint-persist".to_string(),
+            );
+        }
         if !config.listen_client_urls.is_empty() && config.advertise_client_urls.is_empty() {
             return Err(ConfigError::AdvertiseClientUrlsRequired);
         }
@@ -1326,6 +1373,14 @@ fn input_text(input: Input<'_>) -> Result<String, String> {
     match input {
         Input::Text(text) => Ok(text.to_string()),
         Input::Yaml(yaml) => yaml_scalar_text(yaml).ok_or_else(|| "expected a string".to_string()),
+    }
+}
+
+fn input_bool(input: Input<'_>) -> Result<bool, String> {
+    match input {
+        Input::Text(text) => parse_go_bool(text).ok_or_else(|| "parse error".to_string()),
+        Input::Yaml(Yaml::Boolean(flag)) => Ok(*flag),
+        Input::Yaml(_) => Err("expected a boolean".to_string()),
     }
 }
 
@@ -1968,6 +2023,29 @@ mod tests {
             error(&[], &[("ETCD_ENABLE_V2", "yes")]),
             "invalid value \"yes\" for ETCD_ENABLE_V2: parse error"
         );
+    }
+
+    #[test]
+    fn lease_checkpoint_flags() -> Result<(), ConfigError> {
+        let config = run(&[], &[])?;
+        assert!(!config.enable_lease_checkpoint && !config.enable_lease_checkpoint_persist);
+        let config = run(
+            &["--experimental-enable-lease-checkpoint"],
+            &[("ETCD_EXPERIMENTAL_ENABLE_LEASE_CHECKPOINT_PERSIST", "true")],
+        )?;
+        assert!(config.enable_lease_checkpoint && config.enable_lease_checkpoint_persist);
+        let config = run(&["--experimental-enable-lease-checkpoint=true"], &[])?;
+        assert_eq!(
+            config.warnings,
+            [
+                "Detected that checkpointing is enabled without persistence. Consider enabling experimental-enable-lease-checkpoint-persist"
+            ]
+        );
+        assert_eq!(
+            error(&["--experimental-enable-lease-checkpoint-persist"], &[]),
+            "setting experimental-enable-lease-checkpoint-persist requires experimental-enable-lease-checkpoint"
+        );
+        Ok(())
     }
 
     #[test]

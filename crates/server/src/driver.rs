@@ -160,6 +160,11 @@ fn process(
     while let Some(output) = node.process_ready(|_messages| {})? {
         if let Some((leader, role)) = output.soft_state {
             let previous = shared.raft.leader.swap(leader, Ordering::Relaxed);
+            if leader != shared.member_id {
+                // Leases expire only on the leader; it is promoted when it applies its first
+                // entry (apply thread).
+                shared.lessor.demote();
+            }
             if previous != leader {
                 info!(leader = %crate::membership::format_id(leader), ?role, term = node.term(), "raft leader changed");
             }

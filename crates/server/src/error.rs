@@ -27,16 +27,24 @@ pub enum EtcdError {
     NoSpace,
     #[error("etcdserver: requested lease not found")]
     LeaseNotFound,
+    #[error("etcdserver: lease already exists")]
+    LeaseExists,
+    #[error("etcdserver: too large lease TTL")]
+    LeaseTtlTooLarge,
     #[error("etcdserver: request is too large")]
     RequestTooLarge,
     #[error("etcdserver: no leader")]
     NoLeader,
     #[error("etcdserver: leader changed")]
     LeaderChanged,
+    #[error("etcdserver: not leader")]
+    NotLeader,
     #[error("etcdserver: server stopped")]
     Stopped,
     #[error("etcdserver: request timed out")]
     Timeout,
+    #[error("etcdserver: request timed out, waiting for the applied index took too long")]
+    TimeoutWaitAppliedIndex,
     #[error("etcdserver: corrupt cluster")]
     Corrupt,
     /// Something broke inside the member; the message says what (not one of etcd's texts).
@@ -55,13 +63,17 @@ impl EtcdError {
             | EtcdError::TooManyOps
             | EtcdError::DuplicateKey
             | EtcdError::RequestTooLarge => Code::InvalidArgument,
-            EtcdError::Compacted | EtcdError::FutureRevision => Code::OutOfRange,
+            EtcdError::Compacted | EtcdError::FutureRevision | EtcdError::LeaseTtlTooLarge => {
+                Code::OutOfRange
+            }
+            EtcdError::LeaseExists | EtcdError::NotLeader => Code::FailedPrecondition,
             EtcdError::NoSpace => Code::ResourceExhausted,
             EtcdError::LeaseNotFound => Code::NotFound,
             EtcdError::NoLeader
             | EtcdError::LeaderChanged
             | EtcdError::Stopped
-            | EtcdError::Timeout => Code::Unavailable,
+            | EtcdError::Timeout
+            | EtcdError::TimeoutWaitAppliedIndex => Code::Unavailable,
             EtcdError::Corrupt => Code::DataLoss,
             EtcdError::Internal(_) => Code::Internal,
         }
@@ -85,6 +97,19 @@ impl From<MvccError> for EtcdError {
             other @ (MvccError::Backend(_) | MvccError::Corrupt(_)) => {
                 EtcdError::Internal(other.to_string())
             }
+        }
+    }
+}
+
+impl From<stead_lease::LeaseError> for EtcdError {
+    fn from(err: stead_lease::LeaseError) -> EtcdError {
+        use stead_lease::LeaseError;
+        match err {
+            // An expired lease is as good as revoked: its revoke is on its way.
+            LeaseError::NotFound | LeaseError::Expired => EtcdError::LeaseNotFound,
+            LeaseError::Exists => EtcdError::LeaseExists,
+            LeaseError::TtlTooLarge => EtcdError::LeaseTtlTooLarge,
+            LeaseError::NotPrimary => EtcdError::NotLeader,
         }
     }
 }
@@ -135,6 +160,21 @@ mod tests {
                 EtcdError::LeaseNotFound,
                 Code::NotFound,
                 "etcdserver: requested lease not found",
+            ),
+            (
+                EtcdError::LeaseExists,
+                Code::FailedPrecondition,
+                "etcdserver: lease already exists",
+            ),
+            (
+                EtcdError::LeaseTtlTooLarge,
+                Code::OutOfRange,
+                "etcdserver: too large lease TTL",
+            ),
+            (
+                EtcdError::NotLeader,
+                Code::FailedPrecondition,
+                "etcdserver: not leader",
             ),
             (
                 EtcdError::NoSpace,

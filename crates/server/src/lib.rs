@@ -13,6 +13,7 @@ mod driver;
 mod error;
 pub mod grpc_compat;
 mod id;
+mod lease;
 pub mod membership;
 mod read_index;
 mod server;

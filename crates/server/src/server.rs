@@ -22,12 +22,13 @@ use std::time::Duration;
 
 use prost::Message as _;
 use stead_backend::{Backend, BackendOptions, Bucket};
+use stead_lease::{Checkpointing, Lessor, LessorConfig};
 use stead_mvcc::watch::WatchHub;
-use stead_mvcc::{NoLeases, Store, StoreOptions};
+use stead_mvcc::{Store, StoreOptions};
 use stead_node::{InitialMember, MemberDirs, NodeConfig, RaftNode, WalLog, WalLogOptions};
 use stead_proto::etcdserverpb::{
-    CompactionResponse, DeleteRangeResponse, InternalRaftRequest, Member, PutResponse,
-    RequestHeader, ResponseHeader, TxnResponse,
+    CompactionResponse, DeleteRangeResponse, InternalRaftRequest, LeaseGrantResponse,
+    LeaseRevokeResponse, Member, PutResponse, RequestHeader, ResponseHeader, TxnResponse,
 };
 use stead_wal::WalMetadata;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -76,6 +77,8 @@ pub struct ServerOptions {
     /// Idle time after which a watcher that asked for progress notifications gets one
     /// (`--experimental-watch-progress-notify-interval`, etcd's 10 minutes).
     pub watch_progress_notify_interval: Duration,
+    /// Remaining-TTL checkpoints of leases (`--experimental-enable-lease-checkpoint`), if on.
+    pub lease_checkpointing: Option<Checkpointing>,
 }
 
 /// The initial cluster of a new member, with etcd's IDs.
@@ -96,6 +99,8 @@ pub enum StartError {
     Backend(#[from] stead_backend::BackendError),
     #[error("{0}")]
     Mvcc(#[from] stead_mvcc::MvccError),
+    #[error("{0}")]
+    Lease(#[from] stead_lease::RecordError),
     #[error("cannot start member: {0}")]
     DataDir(String),
     #[error("cannot start thread: {0}")]
@@ -108,6 +113,8 @@ pub(crate) enum Applied {
     Put(PutResponse),
     DeleteRange(DeleteRangeResponse),
     Txn(TxnResponse),
+    LeaseGrant(LeaseGrantResponse),
+    LeaseRevoke(LeaseRevokeResponse),
     Compaction {
         response: CompactionResponse,
         /// Resolves when the physical compaction finished.
@@ -154,6 +161,7 @@ pub(crate) struct Shared {
     pub(crate) name: String,
     pub(crate) advertise_client_urls: Vec<String>,
     pub(crate) store: Store,
+    pub(crate) lessor: Arc<Lessor>,
     pub(crate) backend: Arc<Backend>,
     pub(crate) watch_hub: Arc<WatchHub>,
     pub(crate) watch_progress_notify_interval: Duration,
@@ -167,6 +175,8 @@ pub(crate) struct Shared {
     pub(crate) ids: IdGenerator,
     pub(crate) read_indexer: ReadIndexer,
     pub(crate) request_timeout: Duration,
+    /// How long an election may take: leases are extended by it when this member leads.
+    pub(crate) election_timeout: Duration,
     pub(crate) max_request_bytes: usize,
     pub(crate) max_txn_ops: usize,
     pub(crate) quota_backend_bytes: u64,
@@ -239,9 +249,22 @@ impl EtcdServer {
         };
         let metadata = recovered.metadata;
         let backend = Arc::new(Backend::open(&db_path, options.backend.clone())?);
+        let heartbeat_ms = options.heartbeat_interval.as_millis().max(1);
+        let election_ticks = (options.election_timeout.as_millis() / heartbeat_ms).max(2) as usize;
+        // The lessor first: recovering the store attaches its keys to their leases.
+        let lessor = Arc::new(Lessor::new(
+            LessorConfig {
+                min_ttl_s: stead_lease::min_lease_ttl_s(
+                    options.heartbeat_interval,
+                    election_ticks as u64,
+                ),
+                checkpointing: options.lease_checkpointing,
+            },
+            stead_lease::load(&backend)?,
+        ));
         let store = Store::open(
             Arc::clone(&backend),
-            Arc::new(NoLeases),
+            Arc::clone(&lessor) as Arc<dyn stead_mvcc::Lessor>,
             StoreOptions::default(),
         )?;
         let watch_hub = WatchHub::start(store.history())?;
@@ -250,8 +273,6 @@ impl EtcdServer {
             .snapshot
             .as_ref()
             .map_or(0, |s| s.get_metadata().index);
-        let heartbeat_ms = options.heartbeat_interval.as_millis().max(1);
-        let election_ticks = (options.election_timeout.as_millis() / heartbeat_ms).max(2) as usize;
         let node = RaftNode::new(
             &NodeConfig::new(metadata.member_id, election_ticks, 1),
             recovered,
@@ -267,6 +288,7 @@ impl EtcdServer {
             name: options.name.clone(),
             advertise_client_urls: options.advertise_client_urls.clone(),
             store,
+            lessor,
             backend,
             watch_hub,
             watch_progress_notify_interval: options
@@ -282,6 +304,7 @@ impl EtcdServer {
             read_indexer: ReadIndexer::default(),
             // etcd's ReqTimeout: 5 s plus two election timeouts.
             request_timeout: Duration::from_secs(5) + 2 * options.election_timeout,
+            election_timeout: options.election_timeout,
             max_request_bytes: options.max_request_bytes,
             max_txn_ops: options.max_txn_ops,
             quota_backend_bytes: options.quota_backend_bytes,
@@ -314,6 +337,7 @@ impl EtcdServer {
         ));
         runtime.spawn(crate::read_index::run(Arc::clone(&server.shared)));
         runtime.spawn(publish(server.clone()));
+        runtime.spawn(crate::lease::expire(server.clone()));
         Ok(server)
     }
 

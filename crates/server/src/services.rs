@@ -31,7 +31,7 @@ fn unimplemented(what: &str) -> Status {
 }
 
 /// The answer did not have the shape its request calls for: a bug, reported as internal.
-fn unexpected(applied: Applied) -> Status {
+pub(crate) fn unexpected(applied: Applied) -> Status {
     Status::from(EtcdError::Internal(format!(
         "unexpected apply result {applied:?}"
     )))
@@ -40,7 +40,7 @@ fn unexpected(applied: Applied) -> Status {
 impl EtcdServer {
     /// etcd's backend quota: refuses a write that would take the database past
     /// `--quota-backend-bytes`.
-    fn check_quota(&self, cost_bytes: u64) -> Result<(), EtcdError> {
+    pub(crate) fn check_quota(&self, cost_bytes: u64) -> Result<(), EtcdError> {
         if self.backend().size_bytes() + cost_bytes >= self.shared.quota_backend_bytes {
             Err(EtcdError::NoSpace)
         } else {
