@@ -23,9 +23,12 @@ use std::time::Duration;
 
 use stead_proto::etcdserverpb::{
     CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse,
-    MemberListRequest, MemberListResponse, PutRequest, PutResponse, RangeRequest, RangeResponse,
-    StatusRequest, StatusResponse, TxnRequest, TxnResponse, WatchRequest, WatchResponse,
-    cluster_client::ClusterClient, kv_client::KvClient, maintenance_client::MaintenanceClient,
+    LeaseGrantRequest, LeaseGrantResponse, LeaseKeepAliveRequest, LeaseKeepAliveResponse,
+    LeaseLeasesRequest, LeaseLeasesResponse, LeaseRevokeRequest, LeaseRevokeResponse,
+    LeaseTimeToLiveRequest, LeaseTimeToLiveResponse, MemberListRequest, MemberListResponse,
+    PutRequest, PutResponse, RangeRequest, RangeResponse, StatusRequest, StatusResponse,
+    TxnRequest, TxnResponse, WatchRequest, WatchResponse, cluster_client::ClusterClient,
+    kv_client::KvClient, lease_client::LeaseClient, maintenance_client::MaintenanceClient,
     watch_client::WatchClient,
 };
 use tokio::time::Instant;
@@ -453,6 +456,85 @@ impl Client {
                 .await
         })
         .await
+    }
+
+    // clientv3's `retryLeaseClient` marks every unary lease RPC repeatable.
+
+    pub async fn lease_grant(
+        &mut self,
+        request: LeaseGrantRequest,
+        deadline: Instant,
+    ) -> Result<LeaseGrantResponse, String> {
+        self.unary(None, Retry::Repeatable, deadline, |channel| async move {
+            LeaseClient::new(channel).lease_grant(request).await
+        })
+        .await
+    }
+
+    pub async fn lease_revoke(
+        &mut self,
+        request: LeaseRevokeRequest,
+        deadline: Instant,
+    ) -> Result<LeaseRevokeResponse, String> {
+        self.unary(None, Retry::Repeatable, deadline, |channel| async move {
+            LeaseClient::new(channel).lease_revoke(request).await
+        })
+        .await
+    }
+
+    pub async fn lease_time_to_live(
+        &mut self,
+        request: LeaseTimeToLiveRequest,
+        deadline: Instant,
+    ) -> Result<LeaseTimeToLiveResponse, String> {
+        self.unary(None, Retry::Repeatable, deadline, |channel| async move {
+            LeaseClient::new(channel).lease_time_to_live(request).await
+        })
+        .await
+    }
+
+    pub async fn lease_leases(&mut self, deadline: Instant) -> Result<LeaseLeasesResponse, String> {
+        self.unary(None, Retry::Repeatable, deadline, |channel| async move {
+            LeaseClient::new(channel)
+                .lease_leases(LeaseLeasesRequest::default())
+                .await
+        })
+        .await
+    }
+
+    /// Opens a LeaseKeepAlive stream (`etcdserverpb.Lease/LeaseKeepAlive`)
+    /// carrying `requests`, dialling until `deadline`; with
+    /// `require_leader`, the server is asked to fail the stream rather than
+    /// serve it without a leader (clientv3 asks so for its keep-alive loop,
+    /// not for a single keep-alive). As with [`Client::watch`], the server
+    /// answers only after a request, so callers queue one first or keep
+    /// sending while they wait. A failed dial is reported as `Unavailable`.
+    pub async fn lease_keep_alive(
+        &mut self,
+        requests: ReceiverStream<LeaseKeepAliveRequest>,
+        require_leader: bool,
+        deadline: Instant,
+    ) -> Result<tonic::Streaming<LeaseKeepAliveResponse>, tonic::Status> {
+        let channel = self
+            .channel(None, deadline)
+            .await
+            .map_err(tonic::Status::unavailable)?;
+        let mut request = tonic::Request::new(requests);
+        if require_leader {
+            request.metadata_mut().insert(
+                REQUIRE_LEADER_KEY,
+                tonic::metadata::MetadataValue::from_static("true"),
+            );
+        }
+        let result = LeaseClient::new(channel).lease_keep_alive(request).await;
+        if result
+            .as_ref()
+            .is_err_and(|status| status.code() == tonic::Code::Unavailable)
+        {
+            // The connection may be gone: the next attempt dials afresh.
+            self.channel = None;
+        }
+        result.map(tonic::Response::into_inner)
     }
 
     /// Opens the Watch stream (`etcdserverpb.Watch/Watch`) carrying

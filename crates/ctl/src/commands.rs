@@ -50,6 +50,11 @@ pub fn run(ctx: &mut Context<'_, '_>) -> Result<(), CtlError> {
         Action::EndpointStatus => endpoint_status(ctx),
         Action::MemberList => member_list(ctx),
         Action::Watch => crate::watch::command(ctx),
+        Action::LeaseGrant => crate::lease::grant(ctx),
+        Action::LeaseRevoke => crate::lease::revoke(ctx),
+        Action::LeaseTimeToLive => crate::lease::time_to_live(ctx),
+        Action::LeaseList => crate::lease::list(ctx),
+        Action::LeaseKeepAlive => crate::lease::keep_alive(ctx),
         Action::Help => help(ctx),
         Action::Group | Action::Unimplemented => Err(not_implemented(ctx.found)),
     }
@@ -211,13 +216,13 @@ pub(crate) fn client_from_ctx(ctx: &mut Context<'_, '_>) -> Result<(Client, Prin
     Ok((client, printer))
 }
 
-fn command_deadline(flags: &FlagSet) -> Instant {
+pub(crate) fn command_deadline(flags: &FlagSet) -> Instant {
     Instant::now() + flags.duration("command-timeout").to_std()
 }
 
 /// Prints the client's warning lines, then turns a failure into etcdctl's
 /// general error.
-fn finish<T>(
+pub(crate) fn finish<T>(
     client: &mut Client,
     out: &mut Output<'_>,
     result: Result<T, String>,

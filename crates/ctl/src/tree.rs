@@ -30,6 +30,11 @@ pub enum Action {
     EndpointStatus,
     MemberList,
     Watch,
+    LeaseGrant,
+    LeaseRevoke,
+    LeaseTimeToLive,
+    LeaseList,
+    LeaseKeepAlive,
     /// cobra's `help [command]`.
     Help,
     /// An etcdctl command steadctl does not provide.
@@ -305,6 +310,35 @@ $ cat file | put <key>
 will store the content of the file to <key>.
 ";
 
+/// `lease` and its sub-commands, in etcdctl's registration order.
+fn lease() -> Command {
+    Command::new(
+        "lease <subcommand>",
+        "Lease related commands",
+        Action::Group,
+    )
+    .children(vec![
+        Command::new("grant <ttl>", "Creates leases", Action::LeaseGrant),
+        Command::new("revoke <leaseID>", "Revokes leases", Action::LeaseRevoke),
+        Command::new(
+            "timetolive <leaseID> [options]",
+            "Get lease information",
+            Action::LeaseTimeToLive,
+        )
+        .flags(vec![bool_flag("keys", "Get keys attached to this lease")]),
+        Command::new("list", "List all active leases", Action::LeaseList),
+        Command::new(
+            "keep-alive [options] <leaseID>",
+            "Keeps leases alive (renew)",
+            Action::LeaseKeepAlive,
+        )
+        .flags(vec![bool_flag(
+            "once",
+            "Resets the keep-alive time to its original value and exits immediately",
+        )]),
+    ])
+}
+
 /// A leaf etcdctl has and steadctl does not.
 fn unimplemented(use_line: &'static str, short: &'static str) -> Command {
     Command::new(use_line, short, Action::Unimplemented)
@@ -402,16 +436,7 @@ The items in the lists are ID, Status, Name, Peer Addrs, Client Addrs, Is Learne
             )
             .flags(watch_flags()),
             unimplemented("version", "Prints the version of etcdctl"),
-            unimplemented_group(
-                "lease",
-                &[
-                    ("grant", "Creates leases"),
-                    ("revoke", "Revokes leases"),
-                    ("timetolive", "Get lease information"),
-                    ("list", "List all active leases"),
-                    ("keep-alive", "Keeps leases alive (renew)"),
-                ],
-            ),
+            lease(),
             member,
             unimplemented_group(
                 "snapshot",
@@ -559,6 +584,11 @@ fn help_usage(name: &'static str) -> &'static str {
         "member" => "help for member",
         "list" => "help for list",
         "watch" => "help for watch",
+        "lease" => "help for lease",
+        "grant" => "help for grant",
+        "revoke" => "help for revoke",
+        "timetolive" => "help for timetolive",
+        "keep-alive" => "help for keep-alive",
         "help" => "help for help",
         // Usage screens of unimplemented commands are never shown.
         _ => "help for this command",

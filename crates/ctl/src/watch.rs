@@ -76,7 +76,7 @@ const PROGRAM_NAME: &str = "\0etcdctl";
 
 /// The status a shell reports for a program killed by SIGPIPE (128 + 13),
 /// as etcdctl is when the reader of its output goes away.
-const PIPE_CLOSED_EXIT: i32 = 141;
+pub(crate) const PIPE_CLOSED_EXIT: i32 = 141;
 
 /// Requests waiting to go out on the stream. Requests are few (one create
 /// in flight, progress requests and cancels); when full, the caller waits.

@@ -4,8 +4,9 @@
 //! (`[a b]`).
 
 use stead_proto::etcdserverpb::{
-    DeleteRangeResponse, MemberListResponse, PutResponse, RangeResponse, ResponseHeader,
-    TxnResponse, response_op::Response,
+    DeleteRangeResponse, LeaseGrantResponse, LeaseKeepAliveResponse, LeaseLeasesResponse,
+    LeaseRevokeResponse, LeaseTimeToLiveResponse, MemberListResponse, PutResponse, RangeResponse,
+    ResponseHeader, TxnResponse, response_op::Response,
 };
 use stead_proto::mvccpb::KeyValue;
 
@@ -134,5 +135,38 @@ pub fn endpoint_status(out: &mut Output<'_>, list: &[EndpointStatus]) {
         ));
         out.out(format!("\"Endpoint\" : {}\n", quote(&s.endpoint)));
         out.out("\n");
+    }
+}
+
+pub fn lease_grant(out: &mut Output<'_>, resp: &LeaseGrantResponse) {
+    header(out, &resp.header);
+    out.out(format!("\"ID\" : {}\n", resp.id));
+    out.out(format!("\"TTL\" : {}\n", resp.ttl));
+}
+
+pub fn lease_revoke(out: &mut Output<'_>, resp: &LeaseRevokeResponse) {
+    header(out, &resp.header);
+}
+
+pub fn lease_keep_alive(out: &mut Output<'_>, resp: &LeaseKeepAliveResponse) {
+    header(out, &resp.header);
+    out.out(format!("\"ID\" : {}\n", resp.id));
+    out.out(format!("\"TTL\" : {}\n", resp.ttl));
+}
+
+pub fn lease_time_to_live(out: &mut Output<'_>, resp: &LeaseTimeToLiveResponse) {
+    header(out, &resp.header);
+    out.out(format!("\"ID\" : {}\n", resp.id));
+    out.out(format!("\"TTL\" : {}\n", resp.ttl));
+    out.out(format!("\"GrantedTTL\" : {}\n", resp.granted_ttl));
+    for key in &resp.keys {
+        out.out(format!("\"Key\" : {}\n", quote_bytes(key)));
+    }
+}
+
+pub fn lease_leases(out: &mut Output<'_>, resp: &LeaseLeasesResponse) {
+    header(out, &resp.header);
+    for lease in &resp.leases {
+        out.out(format!("\"ID\" : {}\n", lease.id));
     }
 }

@@ -6,14 +6,20 @@
 //! integers are plain JSON numbers; bytes are standard base64; oneof
 //! responses nest as `{"Response":{"ResponseRange":{...}}}`.
 //!
+//! Lease responses are clientv3's own structs, not the protobuf ones: their
+//! header is embedded (its fields inline, `"cluster_id":...` first) and
+//! their other fields are never left out (`"ID"`, `"TTL"`, `"Error"`, or
+//! the lowercase names of their `json` tags).
+//!
 //! Only fields etcd 3.4's structs have are printed, whatever else a newer
 //! server sends.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use stead_proto::etcdserverpb::{
-    DeleteRangeResponse, Member, MemberListResponse, PutResponse, RangeResponse, ResponseHeader,
-    ResponseOp, StatusResponse, TxnResponse, response_op::Response,
+    DeleteRangeResponse, LeaseGrantResponse, LeaseKeepAliveResponse, LeaseLeasesResponse,
+    LeaseRevokeResponse, LeaseTimeToLiveResponse, Member, MemberListResponse, PutResponse,
+    RangeResponse, ResponseHeader, ResponseOp, StatusResponse, TxnResponse, response_op::Response,
 };
 use stead_proto::mvccpb::{Event, KeyValue};
 
@@ -97,6 +103,19 @@ impl Object {
     fn finish(mut self) -> String {
         self.text.push('}');
         self.text
+    }
+}
+
+impl Object {
+    /// The fields of a header embedded in a clientv3 struct (Go promotes
+    /// them into the outer object); none for an absent header.
+    fn embedded_header(&mut self, header: &Option<ResponseHeader>) {
+        if let Some(h) = header {
+            self.uint("cluster_id", h.cluster_id);
+            self.uint("member_id", h.member_id);
+            self.int("revision", h.revision);
+            self.uint("raft_term", h.raft_term);
+        }
     }
 }
 
@@ -261,4 +280,65 @@ pub fn endpoint_health(list: &[EndpointHealth]) -> String {
         })
         .collect();
     format!("[{}]", items.join(","))
+}
+
+/// clientv3's `LeaseGrantResponse`.
+pub fn lease_grant(resp: &LeaseGrantResponse) -> String {
+    let mut o = Object::new();
+    o.embedded_header(&resp.header);
+    o.raw("ID", &resp.id.to_string());
+    o.raw("TTL", &resp.ttl.to_string());
+    o.raw("Error", &json_string(resp.error.as_bytes()));
+    o.finish()
+}
+
+/// The protobuf `LeaseRevokeResponse` itself.
+pub fn lease_revoke(resp: &LeaseRevokeResponse) -> String {
+    let mut o = Object::new();
+    o.header(&resp.header);
+    o.finish()
+}
+
+/// clientv3's `LeaseKeepAliveResponse`.
+pub fn lease_keep_alive(resp: &LeaseKeepAliveResponse) -> String {
+    let mut o = Object::new();
+    o.embedded_header(&resp.header);
+    o.raw("ID", &resp.id.to_string());
+    o.raw("TTL", &resp.ttl.to_string());
+    o.finish()
+}
+
+/// clientv3's `LeaseTimeToLiveResponse`: keys are `null` when there are
+/// none (a nil slice after decoding), base64 strings otherwise.
+pub fn lease_time_to_live(resp: &LeaseTimeToLiveResponse) -> String {
+    let mut o = Object::new();
+    o.embedded_header(&resp.header);
+    o.raw("id", &resp.id.to_string());
+    o.raw("ttl", &resp.ttl.to_string());
+    o.raw("granted-ttl", &resp.granted_ttl.to_string());
+    if resp.keys.is_empty() {
+        o.raw("keys", "null");
+    } else {
+        let keys: Vec<String> = resp
+            .keys
+            .iter()
+            .map(|k| format!("\"{}\"", STANDARD.encode(k)))
+            .collect();
+        o.raw("keys", &format!("[{}]", keys.join(",")));
+    }
+    o.finish()
+}
+
+/// clientv3's `LeaseLeasesResponse`: the list is always there (`[]` when
+/// empty), each lease an object with its `id`.
+pub fn lease_leases(resp: &LeaseLeasesResponse) -> String {
+    let mut o = Object::new();
+    o.embedded_header(&resp.header);
+    let leases: Vec<String> = resp
+        .leases
+        .iter()
+        .map(|lease| format!("{{\"id\":{}}}", lease.id))
+        .collect();
+    o.raw("leases", &format!("[{}]", leases.join(",")));
+    o.finish()
 }

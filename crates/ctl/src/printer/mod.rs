@@ -3,6 +3,9 @@
 //! byte. This module owns the choice of printer and the rows shared by the
 //! simple and table printers; each submodule owns one format.
 //!
+//! Lease responses print through the same formats (`lease grant`, `revoke`,
+//! `timetolive`, `list` and `keep-alive`); `table` has no form for them.
+//!
 //! Printers only format responses; they never talk to the server. A format
 //! that cannot show a response (`table` for key-value responses) fails with
 //! etcdctl's "... not supported as output format" error, after the request
@@ -14,8 +17,9 @@ mod simple;
 mod table;
 
 use stead_proto::etcdserverpb::{
-    DeleteRangeResponse, MemberListResponse, PutResponse, RangeResponse, ResponseHeader,
-    StatusResponse, TxnResponse,
+    DeleteRangeResponse, LeaseGrantResponse, LeaseKeepAliveResponse, LeaseLeasesResponse,
+    LeaseRevokeResponse, LeaseTimeToLiveResponse, MemberListResponse, PutResponse, RangeResponse,
+    ResponseHeader, StatusResponse, TxnResponse,
 };
 use stead_proto::mvccpb::Event;
 
@@ -83,6 +87,16 @@ pub fn event_type_name(event_type: i32) -> String {
         0 => "PUT".to_string(),
         1 => "DELETE".to_string(),
         other => other.to_string(),
+    }
+}
+
+/// Go's `%016x` of a lease ID (an `int64`): sixteen hex digits, or a
+/// minus sign and fifteen for a negative ID (`-000000000000001`).
+pub fn lease_id_hex(id: i64) -> String {
+    if id < 0 {
+        format!("-{:015x}", id.unsigned_abs())
+    } else {
+        format!("{id:016x}")
     }
 }
 
@@ -170,6 +184,84 @@ impl Printer {
             Printer::Simple { hex, value_only } => simple::watch(out, hex, value_only, resp),
             Printer::Json => out.out(json::watch(resp) + "\n"),
             Printer::Fields => fields::watch(out, resp),
+            Printer::Table => return Err(self.unsupported()),
+        }
+        Ok(())
+    }
+
+    /// `lease grant` (etcdctl's `display.Grant`).
+    pub fn lease_grant(
+        &self,
+        out: &mut Output<'_>,
+        resp: &LeaseGrantResponse,
+    ) -> Result<(), CtlError> {
+        match self {
+            Printer::Simple { .. } => simple::lease_grant(out, resp),
+            Printer::Json => out.out(json::lease_grant(resp) + "\n"),
+            Printer::Fields => fields::lease_grant(out, resp),
+            Printer::Table => return Err(self.unsupported()),
+        }
+        Ok(())
+    }
+
+    /// `lease revoke` of lease `id` (etcdctl's `display.Revoke`).
+    pub fn lease_revoke(
+        &self,
+        out: &mut Output<'_>,
+        id: i64,
+        resp: &LeaseRevokeResponse,
+    ) -> Result<(), CtlError> {
+        match self {
+            Printer::Simple { .. } => simple::lease_revoke(out, id),
+            Printer::Json => out.out(json::lease_revoke(resp) + "\n"),
+            Printer::Fields => fields::lease_revoke(out, resp),
+            Printer::Table => return Err(self.unsupported()),
+        }
+        Ok(())
+    }
+
+    /// One keep-alive response (etcdctl's `display.KeepAlive`).
+    pub fn lease_keep_alive(
+        &self,
+        out: &mut Output<'_>,
+        resp: &LeaseKeepAliveResponse,
+    ) -> Result<(), CtlError> {
+        match self {
+            Printer::Simple { .. } => simple::lease_keep_alive(out, resp),
+            Printer::Json => out.out(json::lease_keep_alive(resp) + "\n"),
+            Printer::Fields => fields::lease_keep_alive(out, resp),
+            Printer::Table => return Err(self.unsupported()),
+        }
+        Ok(())
+    }
+
+    /// `lease timetolive`, with the attached keys when `keys` was asked for
+    /// (etcdctl's `display.TimeToLive`).
+    pub fn lease_time_to_live(
+        &self,
+        out: &mut Output<'_>,
+        resp: &LeaseTimeToLiveResponse,
+        keys: bool,
+    ) -> Result<(), CtlError> {
+        match self {
+            Printer::Simple { .. } => simple::lease_time_to_live(out, resp, keys),
+            Printer::Json => out.out(json::lease_time_to_live(resp) + "\n"),
+            Printer::Fields => fields::lease_time_to_live(out, resp),
+            Printer::Table => return Err(self.unsupported()),
+        }
+        Ok(())
+    }
+
+    /// `lease list` (etcdctl's `display.Leases`).
+    pub fn lease_leases(
+        &self,
+        out: &mut Output<'_>,
+        resp: &LeaseLeasesResponse,
+    ) -> Result<(), CtlError> {
+        match self {
+            Printer::Simple { .. } => simple::lease_leases(out, resp),
+            Printer::Json => out.out(json::lease_leases(resp) + "\n"),
+            Printer::Fields => fields::lease_leases(out, resp),
             Printer::Table => return Err(self.unsupported()),
         }
         Ok(())

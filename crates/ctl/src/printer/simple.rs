@@ -1,17 +1,20 @@
 //! The `simple` format (etcdctl's `simplePrinter`): keys and values as raw
 //! bytes one per line (or `\x..` escaped with `--hex`), `OK` for puts, the
 //! deleted count for deletes, `SUCCESS`/`FAILURE` for transactions,
-//! comma-separated rows for member and endpoint lists. Endpoint health goes
+//! comma-separated rows for member and endpoint lists, a sentence per lease
+//! response. Endpoint health goes
 //! to standard error, as in etcdctl.
 
 use stead_proto::etcdserverpb::{
-    DeleteRangeResponse, MemberListResponse, PutResponse, RangeResponse, TxnResponse,
+    DeleteRangeResponse, LeaseGrantResponse, LeaseKeepAliveResponse, LeaseLeasesResponse,
+    LeaseTimeToLiveResponse, MemberListResponse, PutResponse, RangeResponse, TxnResponse,
     response_op::Response,
 };
 use stead_proto::mvccpb::KeyValue;
 
 use super::{
-    ClientWatchResponse, EndpointHealth, EndpointStatus, event_type_name, member_rows, status_rows,
+    ClientWatchResponse, EndpointHealth, EndpointStatus, event_type_name, lease_id_hex,
+    member_rows, status_rows,
 };
 use crate::output::Output;
 
@@ -117,5 +120,61 @@ pub fn endpoint_health(out: &mut Output<'_>, list: &[EndpointHealth]) {
 pub fn endpoint_status(out: &mut Output<'_>, list: &[EndpointStatus]) {
     for row in status_rows(list) {
         out.out(row.join(", ") + "\n");
+    }
+}
+
+pub fn lease_grant(out: &mut Output<'_>, resp: &LeaseGrantResponse) {
+    out.out(format!(
+        "lease {} granted with TTL({}s)\n",
+        lease_id_hex(resp.id),
+        resp.ttl
+    ));
+}
+
+/// etcdctl names the lease it was asked to revoke (the response has no ID).
+pub fn lease_revoke(out: &mut Output<'_>, id: i64) {
+    out.out(format!("lease {} revoked\n", lease_id_hex(id)));
+}
+
+pub fn lease_keep_alive(out: &mut Output<'_>, resp: &LeaseKeepAliveResponse) {
+    out.out(format!(
+        "lease {} keepalived with TTL({})\n",
+        lease_id_hex(resp.id),
+        resp.ttl
+    ));
+}
+
+/// The lease's granted and remaining time, and with `keys` its keys as Go
+/// prints a `[]string` (`[k1 k2]`, raw bytes).
+pub fn lease_time_to_live(out: &mut Output<'_>, resp: &LeaseTimeToLiveResponse, keys: bool) {
+    if resp.granted_ttl == 0 && resp.ttl == -1 {
+        out.out(format!("lease {} already expired\n", lease_id_hex(resp.id)));
+        return;
+    }
+    let mut text = format!(
+        "lease {} granted with TTL({}s), remaining({}s)",
+        lease_id_hex(resp.id),
+        resp.granted_ttl,
+        resp.ttl
+    )
+    .into_bytes();
+    if keys {
+        text.extend_from_slice(b", attached keys([");
+        for (i, key) in resp.keys.iter().enumerate() {
+            if i > 0 {
+                text.push(b' ');
+            }
+            text.extend_from_slice(key);
+        }
+        text.extend_from_slice(b"])");
+    }
+    text.push(b'\n');
+    out.out(text);
+}
+
+pub fn lease_leases(out: &mut Output<'_>, resp: &LeaseLeasesResponse) {
+    out.out(format!("found {} leases\n", resp.leases.len()));
+    for lease in &resp.leases {
+        out.out(lease_id_hex(lease.id) + "\n");
     }
 }

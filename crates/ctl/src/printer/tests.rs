@@ -2,12 +2,14 @@
 //! responses.
 
 use stead_proto::etcdserverpb::{
-    DeleteRangeResponse, Member, MemberListResponse, PutResponse, RangeResponse, ResponseHeader,
-    ResponseOp, StatusResponse, TxnResponse, response_op::Response,
+    DeleteRangeResponse, LeaseGrantResponse, LeaseKeepAliveResponse, LeaseLeasesResponse,
+    LeaseRevokeResponse, LeaseStatus, LeaseTimeToLiveResponse, Member, MemberListResponse,
+    PutResponse, RangeResponse, ResponseHeader, ResponseOp, StatusResponse, TxnResponse,
+    response_op::Response,
 };
 use stead_proto::mvccpb::{Event, KeyValue};
 
-use super::{ClientWatchResponse, EndpointHealth, EndpointStatus, Printer};
+use super::{ClientWatchResponse, EndpointHealth, EndpointStatus, Printer, lease_id_hex};
 use crate::output::Output;
 
 const CLUSTER: u64 = 2037210783374497686;
@@ -402,4 +404,165 @@ fn watch_failures_in_json() {
         "{\"Header\":{\"cluster_id\":2037210783374497686,\"member_id\":13195394291058371180,\"raft_term\":2},\"Events\":[],\"CompactRevision\":3,\"Canceled\":true,\"Created\":false}\n"
     );
     assert!(watch_response(Vec::new()).is_progress_notify());
+}
+
+const LEASE: i64 = 7668682389188114949;
+
+fn lease_header_text(revision: i64) -> String {
+    format!(
+        "\"ClusterID\" : {CLUSTER}\n\"MemberID\" : {MEMBER}\n\"Revision\" : {revision}\n\"RaftTerm\" : 2\n"
+    )
+}
+
+fn table_refuses(print: impl FnOnce(&mut Output<'_>) -> Result<(), crate::error::CtlError>) {
+    let mut out = Vec::new();
+    let mut err = Vec::new();
+    let mut output = Output::new(&mut out, &mut err);
+    let failure = print(&mut output).unwrap_err();
+    assert_eq!(failure.to_string(), "table not supported as output format");
+    assert_eq!(failure.exit_code(), 4);
+}
+
+#[test]
+fn lease_ids_print_as_go_prints_an_int64_with_016x() {
+    assert_eq!(lease_id_hex(LEASE), "6a6ca200a6d9fa05");
+    assert_eq!(lease_id_hex(0x1234), "0000000000001234");
+    assert_eq!(lease_id_hex(-1), "-000000000000001");
+    assert_eq!(lease_id_hex(i64::MIN), "-8000000000000000");
+}
+
+#[test]
+fn lease_grant_revoke_and_keep_alive_in_every_format() {
+    let grant = LeaseGrantResponse {
+        header: header(1),
+        id: LEASE,
+        ttl: 2000,
+        error: String::new(),
+    };
+    let (out, _) = capture(|o| simple().lease_grant(o, &grant).unwrap());
+    assert_eq!(out, "lease 6a6ca200a6d9fa05 granted with TTL(2000s)\n");
+    let (out, _) = capture(|o| Printer::Json.lease_grant(o, &grant).unwrap());
+    assert_eq!(
+        out,
+        "{\"cluster_id\":2037210783374497686,\"member_id\":13195394291058371180,\"revision\":1,\"raft_term\":2,\"ID\":7668682389188114949,\"TTL\":2000,\"Error\":\"\"}\n"
+    );
+    let (out, _) = capture(|o| Printer::Fields.lease_grant(o, &grant).unwrap());
+    assert_eq!(
+        out,
+        lease_header_text(1) + "\"ID\" : 7668682389188114949\n\"TTL\" : 2000\n"
+    );
+    table_refuses(|o| Printer::Table.lease_grant(o, &grant));
+
+    let revoke = LeaseRevokeResponse { header: header(3) };
+    let (out, _) = capture(|o| simple().lease_revoke(o, LEASE, &revoke).unwrap());
+    assert_eq!(out, "lease 6a6ca200a6d9fa05 revoked\n");
+    let (out, _) = capture(|o| Printer::Json.lease_revoke(o, LEASE, &revoke).unwrap());
+    assert_eq!(
+        out,
+        "{\"header\":{\"cluster_id\":2037210783374497686,\"member_id\":13195394291058371180,\"revision\":3,\"raft_term\":2}}\n"
+    );
+    let (out, _) = capture(|o| Printer::Fields.lease_revoke(o, LEASE, &revoke).unwrap());
+    assert_eq!(out, lease_header_text(3));
+    table_refuses(|o| Printer::Table.lease_revoke(o, LEASE, &revoke));
+
+    let kept = LeaseKeepAliveResponse {
+        header: header(3),
+        id: LEASE,
+        ttl: 1000,
+    };
+    let (out, _) = capture(|o| simple().lease_keep_alive(o, &kept).unwrap());
+    assert_eq!(out, "lease 6a6ca200a6d9fa05 keepalived with TTL(1000)\n");
+    let (out, _) = capture(|o| Printer::Json.lease_keep_alive(o, &kept).unwrap());
+    assert_eq!(
+        out,
+        "{\"cluster_id\":2037210783374497686,\"member_id\":13195394291058371180,\"revision\":3,\"raft_term\":2,\"ID\":7668682389188114949,\"TTL\":1000}\n"
+    );
+    let (out, _) = capture(|o| Printer::Fields.lease_keep_alive(o, &kept).unwrap());
+    assert_eq!(
+        out,
+        lease_header_text(3) + "\"ID\" : 7668682389188114949\n\"TTL\" : 1000\n"
+    );
+    table_refuses(|o| Printer::Table.lease_keep_alive(o, &kept));
+}
+
+#[test]
+fn lease_time_to_live_in_every_format() {
+    let live = LeaseTimeToLiveResponse {
+        header: header(3),
+        id: LEASE,
+        ttl: 998,
+        granted_ttl: 1000,
+        keys: vec![
+            bytes::Bytes::from_static(b"k1"),
+            bytes::Bytes::from_static(b"k 2"),
+        ],
+    };
+    let (out, _) = capture(|o| simple().lease_time_to_live(o, &live, false).unwrap());
+    assert_eq!(
+        out,
+        "lease 6a6ca200a6d9fa05 granted with TTL(1000s), remaining(998s)\n"
+    );
+    let (out, _) = capture(|o| simple().lease_time_to_live(o, &live, true).unwrap());
+    assert_eq!(
+        out,
+        "lease 6a6ca200a6d9fa05 granted with TTL(1000s), remaining(998s), attached keys([k1 k 2])\n"
+    );
+    let (out, _) = capture(|o| Printer::Json.lease_time_to_live(o, &live, true).unwrap());
+    assert_eq!(
+        out,
+        "{\"cluster_id\":2037210783374497686,\"member_id\":13195394291058371180,\"revision\":3,\"raft_term\":2,\"id\":7668682389188114949,\"ttl\":998,\"granted-ttl\":1000,\"keys\":[\"azE=\",\"ayAy\"]}\n"
+    );
+    let (out, _) = capture(|o| Printer::Fields.lease_time_to_live(o, &live, true).unwrap());
+    assert_eq!(
+        out,
+        lease_header_text(3)
+            + "\"ID\" : 7668682389188114949\n\"TTL\" : 998\n\"GrantedTTL\" : 1000\n\"Key\" : \"k1\"\n\"Key\" : \"k 2\"\n"
+    );
+    table_refuses(|o| Printer::Table.lease_time_to_live(o, &live, false));
+
+    // A lease the server does not have.
+    let gone = LeaseTimeToLiveResponse {
+        header: header(3),
+        id: 0x1234,
+        ttl: -1,
+        granted_ttl: 0,
+        keys: Vec::new(),
+    };
+    let (out, _) = capture(|o| simple().lease_time_to_live(o, &gone, true).unwrap());
+    assert_eq!(out, "lease 0000000000001234 already expired\n");
+    let (out, _) = capture(|o| Printer::Json.lease_time_to_live(o, &gone, false).unwrap());
+    assert_eq!(
+        out,
+        "{\"cluster_id\":2037210783374497686,\"member_id\":13195394291058371180,\"revision\":3,\"raft_term\":2,\"id\":4660,\"ttl\":-1,\"granted-ttl\":0,\"keys\":null}\n"
+    );
+}
+
+#[test]
+fn lease_list_in_every_format() {
+    let leases = LeaseLeasesResponse {
+        header: header(1),
+        leases: vec![LeaseStatus { id: LEASE }, LeaseStatus { id: LEASE + 2 }],
+    };
+    let (out, _) = capture(|o| simple().lease_leases(o, &leases).unwrap());
+    assert_eq!(out, "found 2 leases\n6a6ca200a6d9fa05\n6a6ca200a6d9fa07\n");
+    let (out, _) = capture(|o| Printer::Json.lease_leases(o, &leases).unwrap());
+    assert_eq!(
+        out,
+        "{\"cluster_id\":2037210783374497686,\"member_id\":13195394291058371180,\"revision\":1,\"raft_term\":2,\"leases\":[{\"id\":7668682389188114949},{\"id\":7668682389188114951}]}\n"
+    );
+    let (out, _) = capture(|o| Printer::Fields.lease_leases(o, &leases).unwrap());
+    assert_eq!(
+        out,
+        lease_header_text(1) + "\"ID\" : 7668682389188114949\n\"ID\" : 7668682389188114951\n"
+    );
+    table_refuses(|o| Printer::Table.lease_leases(o, &leases));
+
+    let none = LeaseLeasesResponse {
+        header: header(6),
+        leases: Vec::new(),
+    };
+    let (out, _) = capture(|o| simple().lease_leases(o, &none).unwrap());
+    assert_eq!(out, "found 0 leases\n");
+    let (out, _) = capture(|o| Printer::Json.lease_leases(o, &none).unwrap());
+    assert!(out.ends_with(",\"raft_term\":2,\"leases\":[]}\n"), "{out}");
 }
