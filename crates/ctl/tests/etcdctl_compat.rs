@@ -25,10 +25,10 @@ mod common;
 use std::fmt::Write as _;
 use std::process::Output;
 
-use common::{ETCDCTL, Server, Side, etcdctl_on_etcd, mask_capnslog, without_usage_line};
-
-/// Placeholder for the endpoint of the server a client talks to.
-const EP: &str = "@EP";
+use common::{
+    EP, Server, Side, etcdctl_on_etcd, etcdctl_on_stead, mask_after, mask_volatile,
+    steadctl_on_etcd, steadctl_on_stead, without_usage_line,
+};
 
 /// What extra masking a case needs.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -104,21 +104,6 @@ impl Case {
 
 fn with_endpoint(text: &str, endpoint: &str) -> String {
     text.replace(EP, endpoint)
-}
-
-/// Replaces the value after each `marker` up to `end` with `<MASKED>`.
-fn mask_after(text: &str, marker: &str, end: char) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(pos) = rest.find(marker) {
-        out.push_str(&rest[..pos + marker.len()]);
-        rest = &rest[pos + marker.len()..];
-        let stop = rest.find(end).unwrap_or(rest.len());
-        out.push_str("<MASKED>");
-        rest = &rest[stop..];
-    }
-    out.push_str(rest);
-    out
 }
 
 /// Replaces the digits after each `marker` with `<N>`.
@@ -250,10 +235,7 @@ fn mask_table_durations(text: &str) -> String {
 }
 
 fn mask(text: &[u8], endpoint: &str, mask: Mask) -> String {
-    let text = String::from_utf8_lossy(text).replace(endpoint, "<EP>");
-    let mut text = mask_after(&text, "\"ts\":\"", '"');
-    text = mask_after(&text, "endpoint://client-", '/');
-    text = mask_capnslog(&text);
+    let mut text = mask_volatile(text, endpoint);
     if mask == Mask::Took {
         text = mask_after(&text, "took = ", '\n');
         text = mask_after(&text, "\"took\":\"", '"');
@@ -477,14 +459,7 @@ fn cases(unreachable: &str) -> Vec<Case> {
 /// exit codes must be equal.
 fn compare(reference: Side, candidate: Side) {
     common::require_oracle();
-    let (reference_server, candidate_server) = std::thread::scope(|scope| {
-        let reference_server = scope.spawn(|| Server::start(reference.server));
-        let candidate_server = scope.spawn(|| Server::start(candidate.server));
-        (
-            reference_server.join().expect("start the reference server"),
-            candidate_server.join().expect("start the candidate server"),
-        )
-    });
+    let (reference_server, candidate_server) = common::start_servers(&reference, &candidate);
     let unreachable = format!("127.0.0.1:{}", common::closed_port());
 
     let mut report = String::new();
@@ -525,49 +500,23 @@ fn compare(reference: Side, candidate: Side) {
             );
         }
     }
-    assert!(
-        report.is_empty(),
-        "{} differs from {}:{report}",
-        candidate.name,
-        reference.name
-    );
+    common::assert_no_differences(&report, &reference, &candidate);
     assert!(compared > 100, "only {compared} cases ran");
 }
 
 #[test]
 fn steadctl_matches_etcdctl_byte_for_byte() {
-    compare(
-        etcdctl_on_etcd(),
-        Side {
-            name: "steadctl on etcd",
-            client: common::steadctl(),
-            server: common::etcd_server,
-        },
-    );
+    compare(etcdctl_on_etcd(), steadctl_on_etcd());
 }
 
 #[test]
 fn etcdctl_on_stead_matches_etcdctl_on_etcd() {
-    compare(
-        etcdctl_on_etcd(),
-        Side {
-            name: "etcdctl on stead",
-            client: std::path::PathBuf::from(ETCDCTL),
-            server: common::stead_server,
-        },
-    );
+    compare(etcdctl_on_etcd(), etcdctl_on_stead());
 }
 
 #[test]
 fn steadctl_on_stead_matches_etcdctl_on_etcd() {
-    compare(
-        etcdctl_on_etcd(),
-        Side {
-            name: "steadctl on stead",
-            client: common::steadctl(),
-            server: common::stead_server,
-        },
-    );
+    compare(etcdctl_on_etcd(), steadctl_on_stead());
 }
 
 /// The comparison above could pass with both tools broken the same way;

@@ -26,21 +26,16 @@
 mod common;
 
 use std::fmt::Write as _;
-use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Stdio;
 
-use common::{ETCDCTL, Server, Side, etcdctl_on_etcd, mask_capnslog};
+use common::{
+    EP, Running, Server, Side, etcdctl, etcdctl_on_etcd, etcdctl_on_stead, mask_volatile,
+    steadctl_on_etcd, steadctl_on_stead,
+};
 
-/// Placeholder for the endpoint of the server a client talks to.
-const EP: &str = "@EP";
 /// Prefix of the placeholder for the n-th lease ID a side's server handed out (`@L1`).
 const LEASE: &str = "@L";
-/// How long to wait for output that should come at once; only reached when a client is broken.
-const OUTPUT_DEADLINE: Duration = Duration::from_secs(15);
 /// How far below a granted TTL a remaining TTL may be and still count as equal.
 const REMAINING_TOLERANCE_SECONDS: i64 = 60;
 
@@ -348,21 +343,6 @@ impl LeaseIds {
     }
 }
 
-/// Replaces the value after each `marker` up to `end` with `<MASKED>`.
-fn mask_after(text: &str, marker: &str, end: char) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(pos) = rest.find(marker) {
-        out.push_str(&rest[..pos + marker.len()]);
-        rest = &rest[pos + marker.len()..];
-        let stop = rest.find(end).unwrap_or(rest.len());
-        out.push_str("<MASKED>");
-        rest = &rest[stop..];
-    }
-    out.push_str(rest);
-    out
-}
-
 /// A remaining TTL within the tolerance below a multiple of 1000 s, as `~<that multiple>`.
 fn normalize_remaining(seconds: i64) -> Option<String> {
     if seconds <= 0 {
@@ -451,10 +431,7 @@ fn collapse_repeats(text: &str) -> String {
 
 /// The output of one case on one side, masked.
 fn mask(bytes: &[u8], endpoint: &str, masks: Masks, ids: &mut LeaseIds, reveal: bool) -> String {
-    let text = String::from_utf8_lossy(bytes).replace(endpoint, "<EP>");
-    let mut text = mask_after(&text, "\"ts\":\"", '"');
-    text = mask_after(&text, "endpoint://client-", '/');
-    text = mask_capnslog(&text);
+    let mut text = mask_volatile(bytes, endpoint);
     text = ids.mask(&text, reveal);
     if masks.remaining {
         text = mask_remaining(&text);
@@ -518,7 +495,7 @@ impl Runner<'_> {
         env: &[(String, String)],
         script: &[Act],
     ) -> (Vec<u8>, Vec<u8>, Option<i32>) {
-        let mut running = Running::start(self.client, args, env);
+        let mut running = Running::start(self.client, args, env, Stdio::null());
         for act in script {
             match act {
                 Act::Op(args) => {
@@ -533,121 +510,11 @@ impl Runner<'_> {
     }
 }
 
-/// Runs etcdctl against `endpoint`; fails the test if it fails.
-fn etcdctl(endpoint: &str, args: &[String]) -> String {
-    let mut all = vec![format!("--endpoints={endpoint}")];
-    all.extend(args.iter().cloned());
-    let output = common::run(Path::new(ETCDCTL), &all, b"", &[]);
-    assert!(
-        output.status.success(),
-        "etcdctl {all:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-/// A running client whose output is collected by two threads.
-struct Running {
-    child: Child,
-    stdout: Arc<Mutex<Vec<u8>>>,
-    stderr: Arc<Mutex<Vec<u8>>>,
-    readers: Vec<JoinHandle<()>>,
-}
-
-fn collect(mut stream: impl Read + Send + 'static, into: Arc<Mutex<Vec<u8>>>) -> JoinHandle<()> {
-    std::thread::spawn(move || {
-        let mut buffer = [0u8; 4096];
-        while let Ok(n) = stream.read(&mut buffer) {
-            if n == 0 {
-                return;
-            }
-            into.lock()
-                .expect("output buffer")
-                .extend_from_slice(&buffer[..n]);
-        }
-    })
-}
-
-impl Running {
-    fn start(client: &Path, args: &[String], env: &[(String, String)]) -> Running {
-        let mut child = Command::new(client)
-            .args(args)
-            .env_clear()
-            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", client.display()));
-        let stdout = Arc::new(Mutex::new(Vec::new()));
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let readers = vec![
-            collect(child.stdout.take().expect("piped stdout"), stdout.clone()),
-            collect(child.stderr.take().expect("piped stderr"), stderr.clone()),
-        ];
-        Running {
-            child,
-            stdout,
-            stderr,
-            readers,
-        }
-    }
-
-    fn exited(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(Some(_)))
-    }
-
-    /// Polls until standard output holds `n` lines, the client exits, or the deadline passes.
-    fn wait_for_lines(&mut self, n: usize) {
-        let deadline = Instant::now() + OUTPUT_DEADLINE;
-        loop {
-            let lines = self
-                .stdout
-                .lock()
-                .expect("output buffer")
-                .iter()
-                .filter(|&&b| b == b'\n')
-                .count();
-            if lines >= n || self.exited() || Instant::now() >= deadline {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    fn wait_exit(&mut self) {
-        let deadline = Instant::now() + OUTPUT_DEADLINE;
-        while !self.exited() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    /// Kills the client if it still runs; returns its output and exit status (`None` when
-    /// killed).
-    fn finish(mut self) -> (Vec<u8>, Vec<u8>, Option<i32>) {
-        let _ = self.child.kill();
-        let status = self.child.wait().expect("wait for the client");
-        for reader in self.readers {
-            let _ = reader.join();
-        }
-        let stdout = self.stdout.lock().expect("output buffer").clone();
-        let stderr = self.stderr.lock().expect("output buffer").clone();
-        (stdout, stderr, status.code())
-    }
-}
-
 /// Runs every case on the reference side and on the candidate side, each against its own fresh
 /// server; their masked outputs and exit statuses must be equal.
 fn compare(reference: Side, candidate: Side) {
     common::require_oracle();
-    let (reference_server, candidate_server) = std::thread::scope(|scope| {
-        let reference_server = scope.spawn(|| Server::start(reference.server));
-        let candidate_server = scope.spawn(|| Server::start(candidate.server));
-        (
-            reference_server.join().expect("start the reference server"),
-            candidate_server.join().expect("start the candidate server"),
-        )
-    });
+    let (reference_server, candidate_server) = common::start_servers(&reference, &candidate);
     let unreachable = format!("127.0.0.1:{}", common::closed_port());
     let mut want_side = Runner {
         client: &reference.client,
@@ -687,12 +554,7 @@ fn compare(reference: Side, candidate: Side) {
             );
         }
     }
-    assert!(
-        report.is_empty(),
-        "{} differs from {}:{report}",
-        candidate.name,
-        reference.name
-    );
+    common::assert_no_differences(&report, &reference, &candidate);
     assert_eq!(
         want_side.ids.ids.len(),
         7,
@@ -703,38 +565,17 @@ fn compare(reference: Side, candidate: Side) {
 
 #[test]
 fn steadctl_lease_matches_etcdctl_byte_for_byte() {
-    compare(
-        etcdctl_on_etcd(),
-        Side {
-            name: "steadctl on etcd",
-            client: common::steadctl(),
-            server: common::etcd_server,
-        },
-    );
+    compare(etcdctl_on_etcd(), steadctl_on_etcd());
 }
 
 #[test]
 fn etcdctl_lease_on_stead_matches_etcdctl_on_etcd() {
-    compare(
-        etcdctl_on_etcd(),
-        Side {
-            name: "etcdctl on stead",
-            client: PathBuf::from(ETCDCTL),
-            server: common::stead_server,
-        },
-    );
+    compare(etcdctl_on_etcd(), etcdctl_on_stead());
 }
 
 #[test]
 fn steadctl_lease_on_stead_matches_etcdctl_on_etcd() {
-    compare(
-        etcdctl_on_etcd(),
-        Side {
-            name: "steadctl on stead",
-            client: common::steadctl(),
-            server: common::stead_server,
-        },
-    );
+    compare(etcdctl_on_etcd(), steadctl_on_stead());
 }
 
 /// The comparisons could pass with both tools broken the same way, and masks could hide too

@@ -22,21 +22,16 @@
 mod common;
 
 use std::fmt::Write as _;
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Stdio;
 
-use common::{ETCDCTL, Server, Side, etcdctl_on_etcd, mask_capnslog, without_usage_line};
+use common::{
+    EP, ETCDCTL, Running, Server, Side, etcdctl, etcdctl_on_etcd, etcdctl_on_stead, mask_capnslog,
+    steadctl_on_etcd, steadctl_on_stead, without_usage_line,
+};
 
-/// Placeholder for the endpoint of the server a client talks to.
-const EP: &str = "@EP";
 /// Placeholder for the server's current revision when a command starts.
 const REV: &str = "@REV";
-/// How long to wait for output that should come at once; only reached when a client is broken.
-const OUTPUT_DEADLINE: Duration = Duration::from_secs(15);
 /// The environment of every client: a search path for exec-commands.
 const PATH: &str = "/usr/bin:/bin";
 
@@ -339,19 +334,6 @@ fn cases() -> Vec<Case> {
     ]
 }
 
-/// Runs etcdctl against `endpoint`; returns its standard output.
-fn etcdctl(endpoint: &str, args: &[String]) -> String {
-    let mut all = vec![format!("--endpoints={endpoint}")];
-    all.extend(args.iter().cloned());
-    let output = common::run(Path::new(ETCDCTL), &all, b"", &[]);
-    assert!(
-        output.status.success(),
-        "etcdctl {all:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
 /// The server's current revision (from the header of a read).
 fn revision(endpoint: &str) -> i64 {
     let json = etcdctl(
@@ -384,133 +366,32 @@ fn substitute(args: &[String], endpoint: &str) -> Vec<String> {
         .collect()
 }
 
-/// A running watcher whose output is collected by two threads.
-struct Watcher {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    stdout: Arc<Mutex<Vec<u8>>>,
-    stderr: Arc<Mutex<Vec<u8>>>,
-    readers: Vec<JoinHandle<()>>,
-}
-
-fn collect(mut stream: impl Read + Send + 'static, into: Arc<Mutex<Vec<u8>>>) -> JoinHandle<()> {
-    std::thread::spawn(move || {
-        let mut buffer = [0u8; 4096];
-        while let Ok(n) = stream.read(&mut buffer) {
-            if n == 0 {
-                return;
-            }
-            into.lock()
-                .expect("output buffer")
-                .extend_from_slice(&buffer[..n]);
-        }
-    })
-}
-
-impl Watcher {
-    fn start(client: &Path, args: &[String], env: &[(String, String)]) -> Watcher {
-        let mut child = Command::new(client)
-            .args(args)
-            .env_clear()
-            .env("PATH", PATH)
-            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", client.display()));
-        let stdout = Arc::new(Mutex::new(Vec::new()));
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let readers = vec![
-            collect(child.stdout.take().expect("piped stdout"), stdout.clone()),
-            collect(child.stderr.take().expect("piped stderr"), stderr.clone()),
-        ];
-        Watcher {
-            stdin: child.stdin.take(),
-            child,
-            stdout,
-            stderr,
-            readers,
-        }
-    }
-
-    fn exited(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(Some(_)))
-    }
-
-    /// Polls until `done` holds for standard output (or error), the watcher exits, or the
-    /// deadline passes.
-    fn wait_for(&mut self, stderr: bool, done: impl Fn(&[u8]) -> bool) {
-        let deadline = Instant::now() + OUTPUT_DEADLINE;
-        let stream = if stderr { &self.stderr } else { &self.stdout }.clone();
-        loop {
-            if done(&stream.lock().expect("output buffer")) || self.exited() {
-                return;
-            }
-            if Instant::now() >= deadline {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    fn wait_exit(&mut self) {
-        let deadline = Instant::now() + OUTPUT_DEADLINE;
-        while !self.exited() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    /// Kills the watcher if it still runs; returns its output and exit status (`None` when
-    /// killed).
-    fn finish(mut self) -> (Vec<u8>, Vec<u8>, Option<i32>) {
-        drop(self.stdin.take());
-        let _ = self.child.kill();
-        let status = self.child.wait().expect("wait for the watcher");
-        for reader in self.readers {
-            let _ = reader.join();
-        }
-        let stdout = self.stdout.lock().expect("output buffer").clone();
-        let stderr = self.stderr.lock().expect("output buffer").clone();
-        (stdout, stderr, status.code())
-    }
-}
-
-fn count_lines(bytes: &[u8]) -> usize {
-    bytes.iter().filter(|&&b| b == b'\n').count()
-}
-
 /// Runs one case on one side; returns its masked standard output, standard error and status.
 fn run_case(client: &Path, case: &Case, endpoint: &str) -> (String, String, Option<i32>) {
     for args in &case.before {
         etcdctl(endpoint, &substitute(args, endpoint));
     }
     let args = substitute(&case.args, endpoint);
-    let env: Vec<(String, String)> = case
-        .env
-        .iter()
-        .map(|(k, v)| (k.clone(), v.replace(EP, endpoint)))
-        .collect();
-    let mut watcher = Watcher::start(client, &args, &env);
+    let mut env = vec![("PATH".to_string(), PATH.to_string())];
+    env.extend(
+        case.env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.replace(EP, endpoint))),
+    );
+    let mut watcher = Running::start(client, &args, &env, Stdio::piped());
     for act in &case.script {
         match act {
             Act::Op(args) => {
                 etcdctl(endpoint, &substitute(args, endpoint));
             }
-            Act::Line(text) => {
-                if let Some(stdin) = &mut watcher.stdin {
-                    // The watcher may have exited; its output tells.
-                    let _ = stdin.write_all(format!("{text}\n").as_bytes());
-                    let _ = stdin.flush();
-                }
-            }
-            Act::Lines(n) => watcher.wait_for(false, |out| count_lines(out) >= *n),
+            Act::Line(text) => watcher.write_line(text),
+            Act::Lines(n) => watcher.wait_for_lines(*n),
             Act::Text(text) | Act::ErrText(text) => {
                 let stderr = matches!(act, Act::ErrText(_));
                 let text = text.as_bytes();
                 watcher.wait_for(stderr, |out| out.windows(text.len()).any(|w| w == text));
             }
-            Act::CloseStdin => drop(watcher.stdin.take()),
+            Act::CloseStdin => watcher.close_stdin(),
             Act::Exit => watcher.wait_exit(),
         }
     }
@@ -527,14 +408,7 @@ fn mask(bytes: &[u8], endpoint: &str) -> String {
 /// fresh server; their masked outputs and exit statuses must be equal.
 fn compare(reference: Side, candidate: Side) {
     common::require_oracle();
-    let (reference_server, candidate_server) = std::thread::scope(|scope| {
-        let reference_server = scope.spawn(|| Server::start(reference.server));
-        let candidate_server = scope.spawn(|| Server::start(candidate.server));
-        (
-            reference_server.join().expect("start the reference server"),
-            candidate_server.join().expect("start the candidate server"),
-        )
-    });
+    let (reference_server, candidate_server) = common::start_servers(&reference, &candidate);
     let mut report = String::new();
     let mut compared = 0;
     for (index, case) in cases().into_iter().enumerate() {
@@ -568,49 +442,23 @@ fn compare(reference: Side, candidate: Side) {
             );
         }
     }
-    assert!(
-        report.is_empty(),
-        "{} differs from {}:{report}",
-        candidate.name,
-        reference.name
-    );
+    common::assert_no_differences(&report, &reference, &candidate);
     assert!(compared > 30, "only {compared} cases ran");
 }
 
 #[test]
 fn steadctl_watch_matches_etcdctl_byte_for_byte() {
-    compare(
-        etcdctl_on_etcd(),
-        Side {
-            name: "steadctl on etcd",
-            client: common::steadctl(),
-            server: common::etcd_server,
-        },
-    );
+    compare(etcdctl_on_etcd(), steadctl_on_etcd());
 }
 
 #[test]
 fn etcdctl_watch_on_stead_matches_etcdctl_on_etcd() {
-    compare(
-        etcdctl_on_etcd(),
-        Side {
-            name: "etcdctl on stead",
-            client: PathBuf::from(ETCDCTL),
-            server: common::stead_server,
-        },
-    );
+    compare(etcdctl_on_etcd(), etcdctl_on_stead());
 }
 
 #[test]
 fn steadctl_watch_on_stead_matches_etcdctl_on_etcd() {
-    compare(
-        etcdctl_on_etcd(),
-        Side {
-            name: "steadctl on stead",
-            client: common::steadctl(),
-            server: common::stead_server,
-        },
-    );
+    compare(etcdctl_on_etcd(), steadctl_on_stead());
 }
 
 /// The comparisons could pass with both tools broken the same way; pin a few outputs of

@@ -1,15 +1,20 @@
 //! Test support for steadctl's end-to-end tests: which server binary the
 //! tests talk to (and with which arguments), starting and stopping server
-//! processes on free loopback ports, and running a client binary.
+//! processes on free loopback ports, running a client binary (to its end, or
+//! as a [`Running`] process whose output a test waits for), the sides of a
+//! comparison, and the masks every comparison applies.
 //!
 //! Servers: [`etcd_server`] (etcd 3.4, the oracle) and [`stead_server`] (the
 //! `stead` binary of this build, with the same arguments).
 
 #![allow(dead_code)]
 
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, ChildStdin, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// Debian's etcd 3.4 server and client, the oracle.
@@ -22,6 +27,14 @@ pub const MEMBER_NAME: &str = "default";
 pub const ADVERTISED_PEER_URL: &str = "http://127.0.0.1:2380";
 pub const ADVERTISED_CLIENT_URL: &str = "http://127.0.0.1:2379";
 pub const CLUSTER_TOKEN: &str = "steadctl-compat";
+
+/// Placeholder for the endpoint of the server a client talks to, in a case's
+/// arguments and environment.
+pub const EP: &str = "@EP";
+
+/// How long to wait for output that should come at once; only reached when a
+/// client is broken.
+pub const OUTPUT_DEADLINE: Duration = Duration::from_secs(15);
 
 /// Fails the test (never skips it) when the oracle is not installed.
 pub fn require_oracle() {
@@ -215,19 +228,25 @@ pub fn steadctl() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_steadctl"))
 }
 
-/// Runs `binary` with `args`, `stdin` as standard input and only `env` in
-/// its environment.
-pub fn run(binary: &Path, args: &[String], stdin: &[u8], env: &[(String, String)]) -> Output {
-    use std::io::Write;
-    let mut child = Command::new(binary)
+/// Starts `binary` with `args`, only `env` in its environment, `stdin` as
+/// standard input, and its standard output and error piped; fails the test if
+/// it cannot start.
+pub fn spawn(binary: &Path, args: &[String], env: &[(String, String)], stdin: Stdio) -> Child {
+    Command::new(binary)
         .args(args)
         .env_clear()
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .stdin(Stdio::piped())
+        .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary.display()));
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary.display()))
+}
+
+/// Runs `binary` with `args`, `stdin` as standard input and only `env` in
+/// its environment.
+pub fn run(binary: &Path, args: &[String], stdin: &[u8], env: &[(String, String)]) -> Output {
+    let mut child = spawn(binary, args, env, Stdio::piped());
     if let Some(mut input) = child.stdin.take() {
         // The program may exit without reading; a broken pipe is fine.
         let _ = input.write_all(stdin);
@@ -249,6 +268,223 @@ pub fn etcdctl_on_etcd() -> Side {
         client: PathBuf::from(ETCDCTL),
         server: etcd_server,
     }
+}
+
+/// A candidate: steadctl against etcd 3.4 (the CLI alone).
+pub fn steadctl_on_etcd() -> Side {
+    Side {
+        name: "steadctl on etcd",
+        client: steadctl(),
+        server: etcd_server,
+    }
+}
+
+/// A candidate: etcdctl 3.4 against stead (the server, as the real etcdctl
+/// sees it).
+pub fn etcdctl_on_stead() -> Side {
+    Side {
+        name: "etcdctl on stead",
+        client: PathBuf::from(ETCDCTL),
+        server: stead_server,
+    }
+}
+
+/// A candidate: steadctl against stead (the whole stack).
+pub fn steadctl_on_stead() -> Side {
+    Side {
+        name: "steadctl on stead",
+        client: steadctl(),
+        server: stead_server,
+    }
+}
+
+/// Starts a fresh server for each side of a comparison, both at once;
+/// returns the reference's and the candidate's, in that order.
+pub fn start_servers(reference: &Side, candidate: &Side) -> (Server, Server) {
+    std::thread::scope(|scope| {
+        let reference_server = scope.spawn(|| Server::start(reference.server));
+        let candidate_server = scope.spawn(|| Server::start(candidate.server));
+        (
+            reference_server.join().expect("start the reference server"),
+            candidate_server.join().expect("start the candidate server"),
+        )
+    })
+}
+
+/// Fails the test unless `report` (the cases where the candidate's masked
+/// output or exit status differs from the reference's) is empty.
+#[track_caller]
+pub fn assert_no_differences(report: &str, reference: &Side, candidate: &Side) {
+    assert!(
+        report.is_empty(),
+        "{} differs from {}:{report}",
+        candidate.name,
+        reference.name
+    );
+}
+
+/// Runs etcdctl with `--endpoints=<endpoint>` and `args` (and an empty
+/// environment), to set up or change a server's state; fails the test if it
+/// fails, returns its standard output.
+pub fn etcdctl(endpoint: &str, args: &[String]) -> String {
+    let mut all = vec![format!("--endpoints={endpoint}")];
+    all.extend(args.iter().cloned());
+    let output = run(Path::new(ETCDCTL), &all, b"", &[]);
+    assert!(
+        output.status.success(),
+        "etcdctl {all:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// A thread that appends everything read from `stream` to `into`, until end
+/// of file or a read error.
+fn collect(mut stream: impl Read + Send + 'static, into: Arc<Mutex<Vec<u8>>>) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 4096];
+        while let Ok(n) = stream.read(&mut buffer) {
+            if n == 0 {
+                return;
+            }
+            into.lock()
+                .expect("output buffer")
+                .extend_from_slice(&buffer[..n]);
+        }
+    })
+}
+
+/// The number of newlines in `bytes`.
+pub fn count_lines(bytes: &[u8]) -> usize {
+    bytes.iter().filter(|&&b| b == b'\n').count()
+}
+
+/// A client left running (a watcher, a keep-alive loop) whose standard output
+/// and error are collected by two threads while a test drives it and waits
+/// for its output; [`Running::finish`] kills it unless it ended by itself.
+pub struct Running {
+    child: Child,
+    /// Open when the client was started with a piped standard input.
+    stdin: Option<ChildStdin>,
+    stdout: Arc<Mutex<Vec<u8>>>,
+    stderr: Arc<Mutex<Vec<u8>>>,
+    readers: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Starts `client` as [`spawn`] does, with `stdin` as its standard input
+    /// ([`Stdio::piped`] to drive it with [`Running::write_line`]).
+    pub fn start(
+        client: &Path,
+        args: &[String],
+        env: &[(String, String)],
+        stdin: Stdio,
+    ) -> Running {
+        let mut child = spawn(client, args, env, stdin);
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let readers = vec![
+            collect(child.stdout.take().expect("piped stdout"), stdout.clone()),
+            collect(child.stderr.take().expect("piped stderr"), stderr.clone()),
+        ];
+        Running {
+            stdin: child.stdin.take(),
+            child,
+            stdout,
+            stderr,
+            readers,
+        }
+    }
+
+    /// Whether the client has exited.
+    pub fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
+    /// Polls until `done` holds for standard output (or error), the client
+    /// exits, or [`OUTPUT_DEADLINE`] passes.
+    pub fn wait_for(&mut self, stderr: bool, done: impl Fn(&[u8]) -> bool) {
+        let deadline = Instant::now() + OUTPUT_DEADLINE;
+        let stream = if stderr { &self.stderr } else { &self.stdout }.clone();
+        loop {
+            if done(&stream.lock().expect("output buffer")) || self.exited() {
+                return;
+            }
+            if Instant::now() >= deadline {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Polls until standard output holds `n` lines, the client exits, or
+    /// [`OUTPUT_DEADLINE`] passes.
+    pub fn wait_for_lines(&mut self, n: usize) {
+        self.wait_for(false, |out| count_lines(out) >= n);
+    }
+
+    /// Polls until the client exits or [`OUTPUT_DEADLINE`] passes.
+    pub fn wait_exit(&mut self) {
+        let deadline = Instant::now() + OUTPUT_DEADLINE;
+        while !self.exited() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Writes `text` and a newline to the client's standard input, if it is
+    /// open; errors are ignored (the client may have exited; its output tells).
+    pub fn write_line(&mut self, text: &str) {
+        if let Some(stdin) = &mut self.stdin {
+            let _ = stdin.write_all(format!("{text}\n").as_bytes());
+            let _ = stdin.flush();
+        }
+    }
+
+    /// Closes the client's standard input.
+    pub fn close_stdin(&mut self) {
+        drop(self.stdin.take());
+    }
+
+    /// Closes standard input and kills the client if it still runs; returns
+    /// its standard output, standard error and exit status (`None` when
+    /// killed).
+    pub fn finish(mut self) -> (Vec<u8>, Vec<u8>, Option<i32>) {
+        drop(self.stdin.take());
+        let _ = self.child.kill();
+        let status = self.child.wait().expect("wait for the client");
+        for reader in self.readers {
+            let _ = reader.join();
+        }
+        let stdout = self.stdout.lock().expect("output buffer").clone();
+        let stderr = self.stderr.lock().expect("output buffer").clone();
+        (stdout, stderr, status.code())
+    }
+}
+
+/// Replaces the value after each `marker` up to `end` with `<MASKED>`.
+pub fn mask_after(text: &str, marker: &str, end: char) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(pos) = rest.find(marker) {
+        out.push_str(&rest[..pos + marker.len()]);
+        rest = &rest[pos + marker.len()..];
+        let stop = rest.find(end).unwrap_or(rest.len());
+        out.push_str("<MASKED>");
+        rest = &rest[stop..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// An output as text, with what varies from run to run and from side to side
+/// in any command's output masked: the side's `endpoint` address (as
+/// `<EP>`), zap's `"ts"` timestamps, clientv3's random client UUID
+/// (`endpoint://client-<UUID>/`) and capnslog's timestamps.
+pub fn mask_volatile(bytes: &[u8], endpoint: &str) -> String {
+    let text = String::from_utf8_lossy(bytes).replace(endpoint, "<EP>");
+    let mut text = mask_after(&text, "\"ts\":\"", '"');
+    text = mask_after(&text, "endpoint://client-", '/');
+    mask_capnslog(&text)
 }
 
 /// Masks capnslog's `2026-11-21 21:13:57.532763 ` line prefix.
