@@ -359,6 +359,10 @@ impl Shared {
             .map_err(|e| storage("begin write transaction")(e.into()))?;
         txn.set_durability(Durability::Immediate)
             .map_err(|e| storage("set durability")(e.into()))?;
+        // Each commit also saves redb's allocator state (and commits in two phases), so opening
+        // after a crash skips redb's full repair: a walk of the whole file that took 2.5 s and
+        // 80 MB with 1M keys. Commits are batched off the apply thread; the cost lands there.
+        txn.set_quick_repair(true);
         batch.for_each_bucket(|bucket, changes| {
             let mut table = txn
                 .open_table(bucket.table())
