@@ -10,17 +10,17 @@ use crate::{DurableLog, NodeError, Recovered};
 /// The durable state of a [`MemLog`].
 #[derive(Clone, Debug, Default)]
 struct Disk {
-    snapshot: Option<Snapshot>,
+    /// Every snapshot saved and not released, oldest first.
+    snapshots: Vec<Snapshot>,
     hard_state: HardState,
-    /// Entries after the snapshot.
+    /// Entries in index order; after a snapshot received from the leader they jump to it.
     entries: Vec<Entry>,
 }
 
 impl Disk {
     fn append(&mut self, hard_state: Option<&HardState>, entries: &[Entry]) {
         if let Some(first) = entries.first() {
-            let base = self.snapshot.as_ref().map_or(0, |s| s.get_metadata().index);
-            let keep = first.index.saturating_sub(base + 1) as usize;
+            let keep = self.entries.partition_point(|e| e.index < first.index);
             self.entries.truncate(keep);
             self.entries.extend_from_slice(entries);
         }
@@ -59,37 +59,48 @@ impl MemLog {
         Ok((log, recovered))
     }
 
-    /// What a restart after a crash finds: only synced state.
+    /// What a restart after a crash finds: only synced state. As the WAL does, it starts from
+    /// the newest snapshot the durable commit index covers (a snapshot saved before the hard
+    /// state that commits it is not trusted), then the entries after it.
     ///
     /// # Panics
-    /// If the synced snapshot lies beyond the synced commit index: the WAL would not trust its
-    /// marker (etcd's ValidSnapshotEntries), and the log before it is gone, so a real member
-    /// could not restart. That is a bug in whoever wrote the log.
+    /// If the entries after that snapshot are not all there: a real member could not restart
+    /// either. That is a bug in whoever wrote the log.
     pub fn recover_synced(&self) -> Recovered {
-        if let Some(snapshot) = &self.synced.snapshot {
-            let index = snapshot.get_metadata().index;
-            assert!(
-                index <= self.synced.hard_state.commit,
-                "snapshot at {index} is beyond the durable commit index {}: unusable at restart",
-                self.synced.hard_state.commit
-            );
+        let disk = &self.synced;
+        let commit = disk.hard_state.commit;
+        let snapshot = disk
+            .snapshots
+            .iter()
+            .rev()
+            .find(|s| s.get_metadata().index <= commit)
+            .cloned();
+        let base = snapshot.as_ref().map_or(0, |s| s.get_metadata().index);
+        let mut entries = Vec::new();
+        for entry in disk.entries.iter().filter(|e| e.index > base) {
+            if entry.index != base + 1 + entries.len() as u64 {
+                break;
+            }
+            entries.push(entry.clone());
         }
-        self.recover(&self.synced)
+        let last = base + entries.len() as u64;
+        assert!(
+            last >= commit,
+            "the durable log holds entries up to {last} after the snapshot at {base}, short of \
+             the durable commit index {commit}: unusable at restart"
+        );
+        Recovered {
+            metadata: self.metadata,
+            snapshot,
+            hard_state: disk.hard_state.clone(),
+            entries,
+            torn_tail: None,
+        }
     }
 
     /// Crashes: everything not synced is lost.
     pub fn crash(&mut self) {
         self.written = self.synced.clone();
-    }
-
-    fn recover(&self, disk: &Disk) -> Recovered {
-        Recovered {
-            metadata: self.metadata,
-            snapshot: disk.snapshot.clone(),
-            hard_state: disk.hard_state.clone(),
-            entries: disk.entries.clone(),
-            torn_tail: None,
-        }
     }
 }
 
@@ -109,18 +120,30 @@ impl DurableLog for MemLog {
         Ok(())
     }
 
+    /// Saving a snapshot syncs everything written before it (the WAL's snapshot marker is
+    /// synced with all that precedes it); entries stay until [`DurableLog::release_before`].
     fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), NodeError> {
-        let index = snapshot.get_metadata().index;
+        self.sync()?;
         for disk in [&mut self.written, &mut self.synced] {
-            let base = disk.snapshot.as_ref().map_or(0, |s| s.get_metadata().index);
-            let drop = (index.saturating_sub(base) as usize).min(disk.entries.len());
-            disk.entries.drain(..drop);
-            disk.snapshot = Some(snapshot.clone());
+            disk.snapshots.push(snapshot.clone());
         }
         Ok(())
     }
 
-    fn release_before(&mut self, _index: u64) -> Result<(), NodeError> {
+    /// Drops the snapshots before the newest one at or below `index`, and the entries it
+    /// covers.
+    fn release_before(&mut self, index: u64) -> Result<(), NodeError> {
+        for disk in [&mut self.written, &mut self.synced] {
+            let covered = disk
+                .snapshots
+                .iter()
+                .rposition(|s| s.get_metadata().index <= index);
+            if let Some(position) = covered {
+                disk.snapshots.drain(..position);
+                let kept_from = disk.snapshots[0].get_metadata().index;
+                disk.entries.retain(|e| e.index > kept_from);
+            }
+        }
         Ok(())
     }
 }

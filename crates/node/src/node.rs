@@ -13,7 +13,10 @@
 use protobuf::Message as _;
 use raft::eraftpb::{ConfChange, ConfChangeV2, ConfState, Entry, EntryType, Message, Snapshot};
 use raft::storage::MemStorage;
-use raft::{RawNode, ReadState, StateRole, Storage};
+use raft::{
+    GetEntriesContext, RaftState, RawNode, ReadState, SnapshotStatus, StateRole, Storage,
+    StorageError,
+};
 
 use crate::{DurableLog, NodeError, Recovered};
 
@@ -34,6 +37,11 @@ pub struct NodeConfig {
     pub max_size_per_msg: u64,
     /// Append messages in flight per follower.
     pub max_inflight_msgs: usize,
+    /// Bounds of the randomized election timeout, `[min, max)` ticks; 0 takes raft's defaults
+    /// (`[election_tick, 2 × election_tick)`). A simulation pins them (max = min + 1) to replay
+    /// a run exactly: raft-rs draws the timeout from an unseeded generator.
+    pub min_election_tick: usize,
+    pub max_election_tick: usize,
 }
 
 impl NodeConfig {
@@ -45,6 +53,8 @@ impl NodeConfig {
             heartbeat_tick,
             max_size_per_msg: 1024 * 1024,
             max_inflight_msgs: 4096 / 8,
+            min_election_tick: 0,
+            max_election_tick: 0,
         }
     }
 }
@@ -73,9 +83,58 @@ pub enum ProposeError {
     Dropped(raft::Error),
 }
 
+/// raft-rs's in-memory log plus the newest durable snapshot, which is what raft sends a
+/// follower that needs entries the log no longer holds. (raft-rs's `MemStorage` alone would
+/// make one up from metadata, without the state machine's data.)
+struct LogStorage {
+    log: MemStorage,
+    /// The newest durable snapshot (index 0: none yet).
+    snapshot: Snapshot,
+}
+
+impl Storage for LogStorage {
+    fn initial_state(&self) -> raft::Result<RaftState> {
+        self.log.initial_state()
+    }
+
+    fn entries(
+        &self,
+        low: u64,
+        high: u64,
+        max_size: impl Into<Option<u64>>,
+        context: GetEntriesContext,
+    ) -> raft::Result<Vec<Entry>> {
+        self.log.entries(low, high, max_size, context)
+    }
+
+    fn term(&self, index: u64) -> raft::Result<u64> {
+        self.log.term(index)
+    }
+
+    fn first_index(&self) -> raft::Result<u64> {
+        self.log.first_index()
+    }
+
+    fn last_index(&self) -> raft::Result<u64> {
+        self.log.last_index()
+    }
+
+    /// The newest durable snapshot, if it reaches the log held in memory (a follower can go
+    /// on from it) and is at least `request_index`; otherwise raft asks again later.
+    fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
+        let index = self.snapshot.get_metadata().index;
+        if index == 0 || index + 1 < self.log.first_index()? || index < request_index {
+            return Err(raft::Error::Store(
+                StorageError::SnapshotTemporarilyUnavailable,
+            ));
+        }
+        Ok(self.snapshot.clone())
+    }
+}
+
 /// A raft member. See the module doc.
 pub struct RaftNode<L: DurableLog> {
-    raw: RawNode<MemStorage>,
+    raw: RawNode<LogStorage>,
     log: L,
     /// Conf states by the index of the conf change that made them, oldest first: a snapshot
     /// at index `i` records the last one at or before `i`.
@@ -87,11 +146,14 @@ pub struct RaftNode<L: DurableLog> {
 impl<L: DurableLog> RaftNode<L> {
     /// A node starting from `recovered` (a bootstrap or a restart), writing to `log`.
     pub fn new(config: &NodeConfig, recovered: Recovered, log: L) -> Result<Self, NodeError> {
-        let storage = MemStorage::new();
+        let mut storage = LogStorage {
+            log: MemStorage::new(),
+            snapshot: Snapshot::default(),
+        };
         let mut applied = 0;
         let mut conf_states = Vec::new();
         {
-            let mut core = storage.wl();
+            let mut core = storage.log.wl();
             let mut hard_state = recovered.hard_state;
             if let Some(snapshot) = recovered.snapshot {
                 let metadata = snapshot.get_metadata();
@@ -99,7 +161,8 @@ impl<L: DurableLog> RaftNode<L> {
                 hard_state.commit = hard_state.commit.max(metadata.index);
                 hard_state.term = hard_state.term.max(metadata.term);
                 conf_states.push((metadata.index, metadata.get_conf_state().clone()));
-                core.apply_snapshot(snapshot)?;
+                core.apply_snapshot(snapshot.clone())?;
+                storage.snapshot = snapshot;
             }
             core.append(&recovered.entries)?;
             core.set_hardstate(hard_state);
@@ -113,6 +176,8 @@ impl<L: DurableLog> RaftNode<L> {
             max_inflight_msgs: config.max_inflight_msgs,
             check_quorum: true,
             pre_vote: true,
+            min_election_tick: config.min_election_tick,
+            max_election_tick: config.max_election_tick,
             ..raft::Config::default()
         };
         raft_config.validate()?;
@@ -149,6 +214,23 @@ impl<L: DurableLog> RaftNode<L> {
     /// Asks for a read index; the answer comes in [`ReadyOutput::read_states`] with `context`.
     pub fn read_index(&mut self, context: Vec<u8>) {
         self.raw.read_index(context);
+    }
+
+    /// Tells raft whether a snapshot sent to `to` arrived: until then raft sends that
+    /// follower nothing but heartbeats.
+    pub fn report_snapshot(&mut self, to: u64, arrived: bool) {
+        let status = if arrived {
+            SnapshotStatus::Finish
+        } else {
+            SnapshotStatus::Failure
+        };
+        self.raw.report_snapshot(to, status);
+    }
+
+    /// Tells raft that a message to `to` could not be sent: raft probes that follower again
+    /// instead of streaming appends to it.
+    pub fn report_unreachable(&mut self, to: u64) {
+        self.raw.report_unreachable(to);
     }
 
     /// Starts an election now.
@@ -197,14 +279,14 @@ impl<L: DurableLog> RaftNode<L> {
     /// kept). Only for entries no peer will need: a sole voter's applied entries. They stay in
     /// the durable log until a snapshot releases it.
     pub fn compact_log_memory(&mut self, index: u64) -> Result<(), NodeError> {
-        let store = self.raw.store().clone();
+        let store = self.raw.store().log.clone();
         let index = index.min(store.last_index()?);
         Ok(store.wl().compact(index)?)
     }
 
     /// The first entry still held in memory.
     pub fn first_log_index(&self) -> Result<u64, NodeError> {
-        Ok(self.raw.store().first_index()?)
+        Ok(self.raw.store().log.first_index()?)
     }
 
     /// Makes everything appended durable (at shutdown: commit-only hard states are appended
@@ -243,7 +325,9 @@ impl<L: DurableLog> RaftNode<L> {
             let metadata = snapshot.get_metadata();
             self.conf_states = vec![(metadata.index, metadata.get_conf_state().clone())];
             self.snapshot_index = metadata.index;
-            self.raw.mut_store().wl().apply_snapshot(snapshot.clone())?;
+            let storage = self.raw.mut_store();
+            storage.log.wl().apply_snapshot(snapshot.clone())?;
+            storage.snapshot = snapshot.clone();
             output.snapshot = Some(snapshot);
         }
         let committed = ready.take_committed_entries();
@@ -257,7 +341,7 @@ impl<L: DurableLog> RaftNode<L> {
             if ready.must_sync() {
                 self.log.sync()?;
             }
-            let mut store = self.raw.mut_store().wl();
+            let mut store = self.raw.mut_store().log.wl();
             store.append(&entries)?;
             if let Some(hard_state) = hard_state {
                 store.set_hardstate(hard_state);
@@ -274,7 +358,7 @@ impl<L: DurableLog> RaftNode<L> {
             // it precedes the entries it covers reaching the state machine, so a snapshot's
             // own sync makes it durable before any log is released.
             let hard_state = {
-                let mut store = self.raw.mut_store().wl();
+                let mut store = self.raw.mut_store().log.wl();
                 store.mut_hard_state().commit = commit;
                 store.hard_state().clone()
             };
@@ -303,7 +387,7 @@ impl<L: DurableLog> RaftNode<L> {
         if index <= self.snapshot_index {
             return Ok(()); // already covered by an earlier snapshot
         }
-        let store = self.raw.store().clone();
+        let store = self.raw.store().log.clone();
         let first_index = store.first_index()?;
         let conf_state = self
             .conf_states
@@ -321,6 +405,7 @@ impl<L: DurableLog> RaftNode<L> {
         metadata.term = term;
         metadata.set_conf_state(conf_state.clone());
         self.log.save_snapshot(&snapshot)?;
+        self.raw.mut_store().snapshot = snapshot;
         let compact_to = index.saturating_sub(SNAPSHOT_CATCH_UP_ENTRIES);
         if compact_to > first_index {
             store.wl().compact(compact_to)?;
@@ -349,7 +434,11 @@ impl<L: DurableLog> RaftNode<L> {
                 }
                 EntryType::EntryNormal => continue,
             };
-            self.raw.mut_store().wl().set_conf_state(conf_state.clone());
+            self.raw
+                .mut_store()
+                .log
+                .wl()
+                .set_conf_state(conf_state.clone());
             self.conf_states.push((entry.index, conf_state));
         }
         Ok(())
