@@ -97,13 +97,7 @@ fn five_member_clusters_keep_every_committed_entry() {
 #[test]
 fn a_follower_that_needs_a_snapshot_gets_the_leaders_state() {
     scenario(|sim| {
-        let leader = sim.elect()?;
-        let follower = sim.follower_of(leader);
-        sim.network.partition(BTreeSet::from([follower]));
-        sim.propose_at(leader, 10);
-        sim.run_steps(20)?;
-        // The leader no longer holds the entries the follower lacks.
-        sim.snapshot_member(leader, true);
+        leave_a_follower_behind(sim)?;
         sim.network.heal();
         sim.settle()
     });
@@ -148,12 +142,7 @@ fn a_follower_restarts_from_a_snapshot_of_what_it_applied() {
 #[test]
 fn a_follower_catches_up_after_its_snapshot_message_is_lost() {
     scenario(|sim| {
-        let leader = sim.elect()?;
-        let follower = sim.follower_of(leader);
-        sim.network.partition(BTreeSet::from([follower]));
-        sim.propose_at(leader, 10);
-        sim.run_steps(20)?;
-        sim.snapshot_member(leader, true);
+        leave_a_follower_behind(sim)?;
         sim.network.loses_snapshots = true;
         sim.network.heal();
         sim.run_steps(50)?;
@@ -177,12 +166,7 @@ fn a_follower_catches_up_after_its_snapshot_message_is_lost() {
 #[test]
 fn a_follower_that_crashes_after_saving_the_leaders_snapshot_restarts() {
     scenario(|sim| {
-        let leader = sim.elect()?;
-        let follower = sim.follower_of(leader);
-        sim.network.partition(BTreeSet::from([follower]));
-        sim.propose_at(leader, 10);
-        sim.run_steps(20)?;
-        sim.snapshot_member(leader, true);
+        let follower = leave_a_follower_behind(sim)?;
         if let Life::Up { fate, .. } = &sim.members[&follower].life {
             fate.set(Fate::DiesAfterSavingSnapshot);
         }
@@ -195,6 +179,19 @@ fn a_follower_that_crashes_after_saving_the_leaders_snapshot_restarts() {
         sim.restart(follower)?;
         sim.settle()
     });
+}
+
+/// Cuts a follower off while the leader commits ten entries, then snapshots the leader and
+/// drops the entries the follower lacks from its log: the follower can only catch up from the
+/// snapshot once the partition is healed (the caller heals it). Returns the follower.
+fn leave_a_follower_behind(sim: &mut Sim) -> Result<u64, String> {
+    let leader = sim.elect()?;
+    let follower = sim.follower_of(leader);
+    sim.network.partition(BTreeSet::from([follower]));
+    sim.propose_at(leader, 10);
+    sim.run_steps(20)?;
+    sim.snapshot_member(leader, true);
+    Ok(follower)
 }
 
 /// Runs `script` on a quiet 3-member cluster; an error fails the test with the step.
