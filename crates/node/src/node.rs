@@ -90,6 +90,8 @@ struct LogStorage {
     log: MemStorage,
     /// The newest durable snapshot (index 0: none yet).
     snapshot: Snapshot,
+    /// Raft wanted to send a snapshot and none would do: the state machine should make one.
+    snapshot_wanted: std::cell::Cell<bool>,
 }
 
 impl Storage for LogStorage {
@@ -124,6 +126,7 @@ impl Storage for LogStorage {
     fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
         let index = self.snapshot.get_metadata().index;
         if index == 0 || index + 1 < self.log.first_index()? || index < request_index {
+            self.snapshot_wanted.set(true);
             return Err(raft::Error::Store(
                 StorageError::SnapshotTemporarilyUnavailable,
             ));
@@ -149,6 +152,7 @@ impl<L: DurableLog> RaftNode<L> {
         let mut storage = LogStorage {
             log: MemStorage::new(),
             snapshot: Snapshot::default(),
+            snapshot_wanted: std::cell::Cell::new(false),
         };
         let mut applied = 0;
         let mut conf_states = Vec::new();
@@ -214,6 +218,14 @@ impl<L: DurableLog> RaftNode<L> {
     /// Asks for a read index; the answer comes in [`ReadyOutput::read_states`] with `context`.
     pub fn read_index(&mut self, context: Vec<u8>) {
         self.raw.read_index(context);
+    }
+
+    /// Whether raft had to send a follower a snapshot since the last call and no durable one
+    /// reached the log held in memory (none yet, or the log was trimmed past it): the caller
+    /// should snapshot what it has applied ([`RaftNode::snapshot_and_compact`]); raft asks
+    /// again meanwhile.
+    pub fn take_snapshot_request(&mut self) -> bool {
+        self.raw.store().snapshot_wanted.replace(false)
     }
 
     /// Tells raft whether a snapshot sent to `to` arrived: until then raft sends that

@@ -194,6 +194,31 @@ fn leave_a_follower_behind(sim: &mut Sim) -> Result<u64, String> {
     Ok(follower)
 }
 
+/// A leader that trimmed its in-memory log past its last snapshot (as a sole voter does, before
+/// a member joins) makes a snapshot when a follower needs one, rather than leaving it behind
+/// until the next periodic snapshot.
+#[test]
+fn a_leader_without_a_usable_snapshot_makes_one_when_a_follower_needs_it() {
+    scenario(|sim| {
+        let leader = sim.elect()?;
+        let follower = sim.follower_of(leader);
+        sim.network.partition(BTreeSet::from([follower]));
+        sim.propose_at(leader, 10);
+        sim.run_steps(20)?;
+        let member = sim.members.get_mut(&leader).expect("a member");
+        let applied = member.state.applied_index;
+        let node = member.node().expect("up");
+        node.compact_log_memory(applied)
+            .map_err(|e| format!("trim: {e}"))?;
+        sim.network.heal();
+        sim.settle()?;
+        if sim.counts.snapshots_on_request == 0 {
+            return Err("the leader never snapshotted on request".into());
+        }
+        Ok(())
+    });
+}
+
 /// Runs `script` on a quiet 3-member cluster; an error fails the test with the step.
 fn scenario(script: impl FnOnce(&mut Sim) -> Result<(), String>) {
     let mut sim = Sim::quiet(3);
@@ -435,6 +460,8 @@ struct Counts {
     crashes_mid_ready: u64,
     partitions: u64,
     snapshots_taken: u64,
+    /// Made because raft needed one for a follower and none reached the log.
+    snapshots_on_request: u64,
     snapshots_received: u64,
     /// The most steps a seed needed to settle.
     settle_steps_max: u64,
@@ -452,6 +479,7 @@ impl Counts {
         self.crashes_mid_ready += other.crashes_mid_ready;
         self.partitions += other.partitions;
         self.snapshots_taken += other.snapshots_taken;
+        self.snapshots_on_request += other.snapshots_on_request;
         self.snapshots_received += other.snapshots_received;
         self.settle_steps_max = self.settle_steps_max.max(other.settle_steps_max);
         self.network.sent += other.network.sent;
@@ -768,6 +796,13 @@ impl Sim {
                 counts.snapshots_received += 1;
             }
             apply(id, &mut member.state, ledger, *now, &output)?;
+            if node.take_snapshot_request() && member.state.applied_index != 0 {
+                // A follower needs a snapshot and none reaches the log: make one now.
+                let state = &member.state;
+                node.snapshot_and_compact(state.applied_index, state.applied_term, state.encode())
+                    .map_err(|e| format!("member {id} cannot snapshot on request: {e}"))?;
+                counts.snapshots_on_request += 1;
+            }
             for read in &output.read_states {
                 let context: [u8; 8] = read.request_ctx[..]
                     .try_into()
