@@ -137,8 +137,8 @@ struct State {
     leases: HashMap<i64, Lease>,
     key_leases: HashMap<Bytes, i64>,
     primary: bool,
-    expiry_queue: BinaryHeap<Reverse<(Instant, i64)>>,
-    checkpoint_queue: BinaryHeap<Reverse<(Instant, i64)>>,
+    expiry_queue: DueQueue,
+    checkpoint_queue: DueQueue,
 }
 
 /// The lessor. Shared by the apply thread (grants, revokes, checkpoints, attaching keys), the
@@ -188,11 +188,6 @@ impl Lessor {
         self.state
             .lock()
             .unwrap_or_else(|poison| poison.into_inner())
-    }
-
-    /// The configuration.
-    pub fn config(&self) -> &LessorConfig {
-        &self.config
     }
 
     /// Grants lease `id` (an applied LeaseGrant). Returns the record to persist.
@@ -288,12 +283,23 @@ impl Lessor {
         })
     }
 
-    /// Lease `id` as LeaseTimeToLive reports it (on the leader; elsewhere its remaining time
-    /// reads as forever).
-    pub fn lookup(&self, id: i64, now: Instant, with_keys: bool) -> Option<LeaseInfo> {
+    /// Lease `id` as LeaseTimeToLive reports it, `None` if it does not exist. Only the
+    /// primary knows expiries: elsewhere `NotPrimary`.
+    pub fn lookup(
+        &self,
+        id: i64,
+        now: Instant,
+        with_keys: bool,
+    ) -> Result<Option<LeaseInfo>, LeaseError> {
         let state = self.state();
-        let lease = state.leases.get(&id)?;
+        if !state.primary {
+            return Err(LeaseError::NotPrimary);
+        }
+        let Some(lease) = state.leases.get(&id) else {
+            return Ok(None);
+        };
         let remaining_s = match lease.expiry {
+            // Every lease of a primary has an expiry.
             None => FOREVER_S,
             Some(expiry) if expiry >= now => {
                 i64::try_from(expiry.duration_since(now).as_secs()).unwrap_or(FOREVER_S)
@@ -307,11 +313,11 @@ impl Lessor {
             Vec::new()
         };
         keys.sort_unstable();
-        Some(LeaseInfo {
+        Ok(Some(LeaseInfo {
             granted_ttl: lease.ttl,
             remaining_s,
             keys,
-        })
+        }))
     }
 
     /// Every lease ID, soonest expiry first (etcd's order; ties by ID).
@@ -325,21 +331,6 @@ impl Lessor {
         // `None` (forever) sorts last.
         leases.sort_unstable_by_key(|&(expiry, id)| (expiry.is_none(), expiry, id));
         leases.into_iter().map(|(_, id)| id).collect()
-    }
-
-    /// How many leases exist.
-    pub fn len(&self) -> usize {
-        self.state().leases.len()
-    }
-
-    /// Whether no lease exists.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Whether this lessor is the leader's.
-    pub fn is_primary(&self) -> bool {
-        self.state().primary
     }
 
     /// Makes this lessor primary (its member leads and has applied the previous terms'
@@ -406,13 +397,9 @@ impl Lessor {
             return expired;
         }
         while expired.len() < limit {
-            let Some(&Reverse((at, id))) = state.expiry_queue.peek() else {
+            let Some((at, id)) = pop_due(&mut state.expiry_queue, now) else {
                 break;
             };
-            if at > now {
-                break;
-            }
-            state.expiry_queue.pop();
             let Some(lease) = state.leases.get_mut(&id) else {
                 continue;
             };
@@ -447,13 +434,9 @@ impl Lessor {
             return due;
         }
         while due.len() < CHECKPOINTS_PER_PROPOSAL_MAX {
-            let Some(&Reverse((at, id))) = state.checkpoint_queue.peek() else {
+            let Some((_, id)) = pop_due(&mut state.checkpoint_queue, now) else {
                 break;
             };
-            if at > now {
-                break;
-            }
-            state.checkpoint_queue.pop();
             let Some(lease) = state.leases.get(&id) else {
                 continue;
             };
@@ -481,6 +464,18 @@ impl Lessor {
                 .push(Reverse((now + checkpointing.interval, id)));
         }
     }
+}
+
+/// A time-ordered queue of leases: when each is next due for a look.
+type DueQueue = BinaryHeap<Reverse<(Instant, i64)>>;
+
+/// Takes the earliest entry of `queue` if it is due at `now`.
+fn pop_due(queue: &mut DueQueue, now: Instant) -> Option<(Instant, i64)> {
+    let &Reverse((at, _)) = queue.peek()?;
+    if at > now {
+        return None;
+    }
+    queue.pop().map(|Reverse(entry)| entry)
 }
 
 /// etcd's pile-up spreading over `(expiry, id)` sorted by expiry: within each window of one
@@ -611,8 +606,7 @@ mod tests {
                 .expired(start + Duration::from_secs(100), 10)
                 .is_empty()
         );
-        let info = lessor.lookup(1, start, false);
-        assert_eq!(info.map(|i| i.remaining_s), Some(FOREVER_S));
+        assert_eq!(lessor.lookup(1, start, false), Err(LeaseError::NotPrimary));
 
         lessor.promote(Duration::from_secs(1), start);
         // Expires at start + 1 s (extension) + 10 s.
@@ -664,7 +658,10 @@ mod tests {
                 .expired(start + Duration::from_secs(18), 10)
                 .is_empty()
         );
-        let info = lessor.lookup(7, start + Duration::from_millis(12_500), false);
+        let info = lessor
+            .lookup(7, start + Duration::from_millis(12_500), false)
+            .ok()
+            .flatten();
         assert_eq!(info.map(|i| i.remaining_s), Some(6));
         assert_eq!(lessor.expired(start + Duration::from_secs(19), 10), vec![7]);
         assert_eq!(lessor.renew(8, start), Err(LeaseError::NotFound));
@@ -710,7 +707,8 @@ mod tests {
         assert_eq!(lessor.lease_of(b"a"), 0);
         assert_eq!(lessor.lease_of(b"z"), 2);
         assert_eq!(lessor.keys_to_revoke(1), Err(LeaseError::NotFound));
-        let info = lessor.lookup(2, now, true);
+        lessor.promote(Duration::ZERO, now);
+        let info = lessor.lookup(2, now, true).ok().flatten();
         assert_eq!(info.map(|i| i.keys), Some(vec![Bytes::from_static(b"z")]));
     }
 
@@ -748,9 +746,9 @@ mod tests {
         );
         let now = Instant::now();
         lessor.promote(Duration::from_secs(1), now);
-        let one = lessor.lookup(1, now, false);
+        let one = lessor.lookup(1, now, false).ok().flatten();
         assert_eq!(one.map(|i| (i.granted_ttl, i.remaining_s)), Some((100, 31)));
-        let two = lessor.lookup(2, now, false);
+        let two = lessor.lookup(2, now, false).ok().flatten();
         assert_eq!(two.map(|i| (i.granted_ttl, i.remaining_s)), Some((5, 6)));
     }
 

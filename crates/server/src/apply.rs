@@ -20,7 +20,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use prost::Message as _;
 use protobuf::Message as _;
-use stead_backend::{BackendError, Bucket, ConsistentIndex};
+use stead_backend::{BackendError, BatchTx, Bucket, ConsistentIndex};
 use stead_mvcc::{KeyRange, MvccError, request};
 use stead_node::raft::eraftpb::{ConfChange, ConfChangeType, ConfChangeV2, Entry, EntryType};
 use stead_proto::etcdserverpb::{
@@ -210,12 +210,12 @@ impl Applier<'_> {
                 .shared
                 .lessor
                 .grant(grant.id, grant.ttl, Instant::now());
-            let mut batch = self.shared.backend.batch()?;
-            if let Ok(record) = &granted {
-                batch.put(Bucket::Lease, record.key().to_vec(), record.encode());
-            }
-            batch.set_consistent_index(consistent_index);
-            batch.end()?;
+            self.write_records(consistent_index, |batch| {
+                if let Ok(record) = &granted {
+                    batch.put(Bucket::Lease, record.key().to_vec(), record.encode());
+                }
+                Ok(())
+            })?;
             return Ok(granted
                 .map(|record| {
                     Applied::LeaseGrant(LeaseGrantResponse {
@@ -252,18 +252,16 @@ impl Applier<'_> {
         }
         if let Some(checkpoint) = request.lease_checkpoint {
             let now = Instant::now();
-            let mut batch = self.shared.backend.batch()?;
-            for checkpoint in &checkpoint.checkpoints {
-                let persist =
-                    self.shared
-                        .lessor
-                        .checkpoint(checkpoint.id, checkpoint.remaining_ttl, now);
-                if let Some(record) = persist {
-                    batch.put(Bucket::Lease, record.key().to_vec(), record.encode());
+            let lessor = &self.shared.lessor;
+            self.write_records(consistent_index, |batch| {
+                for checkpoint in &checkpoint.checkpoints {
+                    let persist = lessor.checkpoint(checkpoint.id, checkpoint.remaining_ttl, now);
+                    if let Some(record) = persist {
+                        batch.put(Bucket::Lease, record.key().to_vec(), record.encode());
+                    }
                 }
-            }
-            batch.set_consistent_index(consistent_index);
-            batch.end()?;
+                Ok(())
+            })?;
             return Ok(Ok(Applied::Done));
         }
         if let Some(compaction) = request.compaction {
@@ -285,31 +283,31 @@ impl Applier<'_> {
         if let Some(attributes) = request.cluster_member_attr_set {
             let key = attributes.member_id.to_be_bytes();
             let stored = self.shared.backend.read().get(Bucket::Members, &key)?;
-            let mut batch = self.shared.backend.batch()?;
-            if let Some(stored) = stored {
-                let mut member = Member::decode(stored).map_err(|e| ApplyError::Decode {
-                    index: consistent_index.index,
-                    reason: format!("stored member: {e}"),
-                })?;
-                if let Some(attributes) = attributes.member_attributes {
-                    member.name = attributes.name;
-                    member.client_ur_ls = attributes.client_urls;
+            self.write_records(consistent_index, |batch| {
+                if let Some(stored) = stored {
+                    let mut member = Member::decode(stored).map_err(|e| ApplyError::Decode {
+                        index: consistent_index.index,
+                        reason: format!("stored member: {e}"),
+                    })?;
+                    if let Some(attributes) = attributes.member_attributes {
+                        member.name = attributes.name;
+                        member.client_ur_ls = attributes.client_urls;
+                    }
+                    batch.put(Bucket::Members, key.to_vec(), member.encode_to_vec());
                 }
-                batch.put(Bucket::Members, key.to_vec(), member.encode_to_vec());
-            }
-            batch.set_consistent_index(consistent_index);
-            batch.end()?;
+                Ok(())
+            })?;
             return Ok(Ok(Applied::Done));
         }
         if let Some(version) = request.cluster_version_set {
-            let mut batch = self.shared.backend.batch()?;
-            batch.put(
-                Bucket::Cluster,
-                CLUSTER_VERSION_KEY,
-                version.ver.clone().into_bytes(),
-            );
-            batch.set_consistent_index(consistent_index);
-            batch.end()?;
+            self.write_records(consistent_index, |batch| {
+                batch.put(
+                    Bucket::Cluster,
+                    CLUSTER_VERSION_KEY,
+                    version.ver.clone().into_bytes(),
+                );
+                Ok(())
+            })?;
             info!(cluster_version = %version.ver, "set the cluster version");
             return Ok(Ok(Applied::Done));
         }
@@ -328,27 +326,26 @@ impl Applier<'_> {
         consistent_index: ConsistentIndex,
     ) -> Result<(), ApplyError> {
         let key = member_id.to_be_bytes();
-        let mut batch = self.shared.backend.batch()?;
-        match change_type {
-            ConfChangeType::AddNode | ConfChangeType::AddLearnerNode => {
-                let mut member = Member::decode(context).map_err(|e| ApplyError::Decode {
-                    index: consistent_index.index,
-                    reason: format!("conf change context: {e}"),
-                })?;
-                member.id = member_id;
-                member.is_learner = change_type == ConfChangeType::AddLearnerNode;
-                info!(member_id = %crate::membership::format_id(member_id), name = %member.name,
+        self.write_records(consistent_index, |batch| {
+            match change_type {
+                ConfChangeType::AddNode | ConfChangeType::AddLearnerNode => {
+                    let mut member = Member::decode(context).map_err(|e| ApplyError::Decode {
+                        index: consistent_index.index,
+                        reason: format!("conf change context: {e}"),
+                    })?;
+                    member.id = member_id;
+                    member.is_learner = change_type == ConfChangeType::AddLearnerNode;
+                    info!(member_id = %crate::membership::format_id(member_id), name = %member.name,
                     peer_urls = ?member.peer_ur_ls, "added member");
-                batch.put(Bucket::Members, key.to_vec(), member.encode_to_vec());
+                    batch.put(Bucket::Members, key.to_vec(), member.encode_to_vec());
+                }
+                ConfChangeType::RemoveNode => {
+                    batch.delete(Bucket::Members, key.to_vec());
+                    batch.put(Bucket::MembersRemoved, key.to_vec(), Vec::new());
+                }
             }
-            ConfChangeType::RemoveNode => {
-                batch.delete(Bucket::Members, key.to_vec());
-                batch.put(Bucket::MembersRemoved, key.to_vec(), Vec::new());
-            }
-        }
-        batch.set_consistent_index(consistent_index);
-        batch.end()?;
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Runs `apply` in one write transaction that also records the entry's consistent index.
@@ -375,7 +372,18 @@ impl Applier<'_> {
     }
 
     fn record_index_only(&mut self, consistent_index: ConsistentIndex) -> Result<(), ApplyError> {
+        self.write_records(consistent_index, |_| Ok(()))
+    }
+
+    /// Writes what `fill` puts in one backend batch (records of the buckets outside the store:
+    /// members, cluster, leases) together with the entry's consistent index.
+    fn write_records(
+        &self,
+        consistent_index: ConsistentIndex,
+        fill: impl FnOnce(&mut BatchTx<'_>) -> Result<(), ApplyError>,
+    ) -> Result<(), ApplyError> {
         let mut batch = self.shared.backend.batch()?;
+        fill(&mut batch)?;
         batch.set_consistent_index(consistent_index);
         batch.end()?;
         Ok(())

@@ -55,12 +55,10 @@ impl EtcdServer {
     /// Waits until this member applied everything committed when called.
     async fn wait_applied_commit(&self) -> Result<(), EtcdError> {
         let commit = self.shared.raft.commit.load(Ordering::Relaxed);
-        let mut applied = self.shared.applied.subscribe();
-        match tokio::time::timeout(APPLY_WAIT_MAX, applied.wait_for(|&a| a >= commit)).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(_)) => Err(EtcdError::Stopped),
-            Err(_) => Err(EtcdError::TimeoutWaitAppliedIndex),
-        }
+        let deadline = tokio::time::Instant::now() + APPLY_WAIT_MAX;
+        self.shared
+            .wait_applied(commit, deadline, EtcdError::TimeoutWaitAppliedIndex)
+            .await
     }
 
     /// Runs `op` on the lessor once this member leads, its lessor is primary and everything
@@ -125,14 +123,8 @@ impl EtcdServer {
 
     /// Lease `id` as the leader sees it; `None` if it does not exist.
     async fn lookup_lease(&self, id: i64, keys: bool) -> Result<Option<LeaseInfo>, EtcdError> {
-        self.on_primary(|lessor, now| {
-            if lessor.is_primary() {
-                Ok(lessor.lookup(id, now, keys))
-            } else {
-                Err(LeaseError::NotPrimary)
-            }
-        })
-        .await
+        self.on_primary(|lessor, now| lessor.lookup(id, now, keys))
+            .await
     }
 
     /// Answers one keep-alive stream until the client ends it, the member stops, or a renewal

@@ -127,10 +127,7 @@ async fn round(shared: &Shared) -> Result<(), EtcdError> {
             Err(_) => continue,
         }
     };
-    let mut applied = shared.applied.subscribe();
-    match tokio::time::timeout_at(deadline, applied.wait_for(|&applied| applied >= index)).await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(_)) => Err(EtcdError::Stopped),
-        Err(_) => Err(EtcdError::Timeout),
-    }
+    shared
+        .wait_applied(index, deadline, EtcdError::Timeout)
+        .await
 }

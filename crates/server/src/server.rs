@@ -187,6 +187,25 @@ pub(crate) struct Shared {
     pub(crate) published: watch::Sender<bool>,
 }
 
+impl Shared {
+    /// Waits until the apply thread has applied `index`; past `deadline` answers
+    /// `timeout` (each caller has etcd's own text for it).
+    pub(crate) async fn wait_applied(
+        &self,
+        index: u64,
+        deadline: tokio::time::Instant,
+        timeout: EtcdError,
+    ) -> Result<(), EtcdError> {
+        let mut applied = self.applied.subscribe();
+        match tokio::time::timeout_at(deadline, applied.wait_for(|&applied| applied >= index)).await
+        {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(_)) => Err(EtcdError::Stopped),
+            Err(_) => Err(timeout),
+        }
+    }
+}
+
 /// A running member. Cheap to clone: the services hold one each.
 #[derive(Clone)]
 pub struct EtcdServer {
