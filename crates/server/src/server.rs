@@ -378,8 +378,18 @@ impl EtcdServer {
             && !self.shared.stopped.load(Ordering::SeqCst)
     }
 
-    /// Proposes `request` through raft and waits for it to be applied.
-    pub(crate) async fn propose(&self, mut request: InternalRaftRequest) -> ApplyOutcome {
+    /// Proposes `request` through raft and waits for it to be applied, at most the request
+    /// timeout.
+    pub(crate) async fn propose(&self, request: InternalRaftRequest) -> ApplyOutcome {
+        self.propose_waiting(request, Patience::RequestTimeout)
+            .await
+    }
+
+    async fn propose_waiting(
+        &self,
+        mut request: InternalRaftRequest,
+        patience: Patience,
+    ) -> ApplyOutcome {
         let shared = &self.shared;
         if shared.stopped.load(Ordering::SeqCst) {
             return Err(EtcdError::Stopped);
@@ -411,12 +421,21 @@ impl EtcdServer {
                 return Err(EtcdError::Timeout);
             }
         }
-        match tokio::time::timeout_at(deadline, answer).await {
-            Ok(Ok(outcome)) => outcome,
-            Ok(Err(_)) => Err(EtcdError::Stopped),
-            Err(_) => {
-                shared.proposals.cancel(id);
-                Err(EtcdError::Timeout)
+        tokio::pin!(answer);
+        let mut deadline = deadline;
+        loop {
+            match tokio::time::timeout_at(deadline, &mut answer).await {
+                Ok(Ok(outcome)) => return outcome,
+                Ok(Err(_)) => return Err(EtcdError::Stopped),
+                Err(_) => {
+                    let leads = shared.raft.leader.load(Ordering::Relaxed) == shared.member_id;
+                    if patience == Patience::WhileLeader && leads {
+                        deadline += shared.request_timeout;
+                        continue;
+                    }
+                    shared.proposals.cancel(id);
+                    return Err(EtcdError::Timeout);
+                }
             }
         }
     }
@@ -563,6 +582,16 @@ impl EtcdServer {
     }
 }
 
+/// How long a proposer waits for its proposal to be applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Patience {
+    /// Gives up after the request timeout ("etcdserver: request timed out").
+    RequestTimeout,
+    /// Past the request timeout, waits on while this member leads (a leader's own proposal
+    /// is in its log: it is applied unless leadership moves); gives up once it does not.
+    WhileLeader,
+}
+
 /// As leader, sets the cluster version through raft if it is not set yet (etcd's
 /// `monitorVersions`: every member runs this version, so it is the cluster's).
 async fn set_cluster_version(server: &EtcdServer) {
@@ -589,7 +618,7 @@ async fn set_cluster_version(server: &EtcdServer) {
         }),
         ..InternalRaftRequest::default()
     };
-    if let Err(err) = server.propose(request).await {
+    if let Err(err) = server.propose_waiting(request, Patience::WhileLeader).await {
         warn!(error = %err, "failed to set the cluster version");
     }
 }
@@ -613,7 +642,9 @@ async fn publish(server: EtcdServer) {
             }),
             ..InternalRaftRequest::default()
         };
-        match server.propose(request).await {
+        // A slow apply must not make this member publish twice: its own proposal, as leader,
+        // is applied unless it loses the lead.
+        match server.propose_waiting(request, Patience::WhileLeader).await {
             Ok(_) => {
                 info!(member_id = %format_id(shared.member_id), name = %shared.name,
                     "published local member to cluster through raft");

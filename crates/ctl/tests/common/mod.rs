@@ -149,7 +149,7 @@ pub fn closed_port() -> u16 {
 /// A running server; killed and its data removed on drop.
 pub struct Server {
     child: Child,
-    _data_dir: tempfile::TempDir,
+    data_dir: tempfile::TempDir,
     /// `127.0.0.1:<port>` of its client listener.
     pub endpoint: String,
 }
@@ -172,7 +172,7 @@ impl Server {
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", command.binary.display()));
         let server = Server {
             child,
-            _data_dir: data_dir,
+            data_dir,
             endpoint: format!("127.0.0.1:{client_port}"),
         };
         server.wait_ready();
@@ -220,8 +220,24 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // A failing test shows what the server logged: the only trace of it afterwards.
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(self.data_dir.path().join("server.log"))
+                .unwrap_or_default();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(SERVER_LOG_LINES_SHOWN)..];
+            eprintln!(
+                "--- log of the server at {} (last {} lines):\n{}",
+                self.endpoint,
+                tail.len(),
+                tail.join("\n")
+            );
+        }
     }
 }
+
+/// How much of a server's log a failing test shows.
+const SERVER_LOG_LINES_SHOWN: usize = 60;
 
 /// The steadctl binary cargo built for this test run.
 pub fn steadctl() -> PathBuf {
