@@ -73,12 +73,12 @@ pub struct Backend {
     committer: Option<JoinHandle<()>>,
 }
 
-struct Shared {
-    db: Database,
-    path: Arc<Path>,
+pub(crate) struct Shared {
+    pub(crate) db: Database,
+    pub(crate) path: Arc<Path>,
     options: BackendOptions,
-    commit_lock: Mutex<()>,
-    writer: Mutex<WriterState>,
+    pub(crate) commit_lock: Mutex<()>,
+    pub(crate) writer: Mutex<WriterState>,
     view: RwLock<View>,
     size_bytes: AtomicU64,
     size_in_use_bytes: AtomicU64,
@@ -93,9 +93,9 @@ struct Shared {
     poison: Mutex<Option<String>>,
 }
 
-struct WriterState {
+pub(crate) struct WriterState {
     /// Distinct keys changed in the open batch.
-    pending_changes: usize,
+    pub(crate) pending_changes: usize,
 }
 
 #[derive(Default)]
@@ -211,6 +211,10 @@ impl Backend {
     pub fn path(&self) -> &Path {
         &self.shared.path
     }
+
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.shared
+    }
 }
 
 impl Drop for Backend {
@@ -293,7 +297,7 @@ impl Shared {
         })
     }
 
-    fn check_poison(&self) -> Result<(), BackendError> {
+    pub(crate) fn check_poison(&self) -> Result<(), BackendError> {
         match lock(&self.poison).as_ref() {
             Some(reason) => Err(BackendError::Poisoned(reason.clone())),
             None => Ok(()),
@@ -340,6 +344,25 @@ impl Shared {
         view.committing = None;
         self.commits.fetch_add(1, Ordering::Relaxed);
         debug!(changes, "backend batch committed");
+        Ok(())
+    }
+
+    /// Points new views at the database as committed, with an empty open batch (after the
+    /// whole contents were replaced). The caller holds the commit lock and the writer.
+    pub(crate) fn reset_view(&self) -> Result<(), BackendError> {
+        let snapshot = Snapshot::open(&self.db).map_err(|source| BackendError::Storage {
+            operation: "begin read transaction",
+            path: self.path.to_path_buf(),
+            source: Box::new(source),
+        })?;
+        let mut view = write(&self.view);
+        view.open = Arc::new(Batch::default());
+        view.committing = None;
+        view.snapshot = Arc::new(snapshot);
+        drop(view);
+        self.size_bytes
+            .store(file_size(&self.path), Ordering::Relaxed);
+        self.commits.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
@@ -627,7 +650,7 @@ fn file_size(path: &Path) -> u64 {
 
 /// Locks a mutex; a panic elsewhere while holding it does not make the data unusable here (the
 /// protected state is always left consistent between statements).
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poison| poison.into_inner())
 }
 

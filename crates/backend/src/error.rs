@@ -38,4 +38,7 @@ pub enum BackendError {
     /// memory may no longer match the file.
     #[error("backend: an earlier commit failed, refusing writes: {0}")]
     Poisoned(String),
+    /// A snapshot's dump of a backend (sent by the leader) is malformed.
+    #[error("backend: bad snapshot dump: {0}")]
+    Dump(String),
 }

@@ -24,8 +24,10 @@
 mod backend;
 mod batch;
 mod bucket;
+mod dump;
 mod error;
 
 pub use backend::{Backend, BackendOptions, BatchTx, ConsistentIndex, ReadTx};
 pub use bucket::Bucket;
+pub use dump::{DUMP_MAGIC, DumpStats};
 pub use error::BackendError;

@@ -141,6 +141,29 @@ struct State {
     checkpoint_queue: DueQueue,
 }
 
+impl State {
+    /// The leases of the lease table, none attached to keys, not primary.
+    fn from_records(
+        config: &LessorConfig,
+        records: impl IntoIterator<Item = LeaseRecord>,
+    ) -> State {
+        let mut state = State::default();
+        for record in records {
+            state.leases.insert(
+                record.id,
+                Lease {
+                    ttl: record.ttl.max(config.min_ttl_s),
+                    remaining_ttl: record.remaining_ttl,
+                    expiry: None,
+                    next_check: None,
+                    keys: HashSet::new(),
+                },
+            );
+        }
+        state
+    }
+}
+
 /// The lessor. Shared by the apply thread (grants, revokes, checkpoints, attaching keys), the
 /// gRPC tasks (renewals, lookups) and the leader's expiry task; one lock, held briefly.
 pub struct Lessor {
@@ -163,24 +186,19 @@ impl Lessor {
     /// A lessor holding the leases of the lease table (not primary: no lease expires until
     /// [`Lessor::promote`]). Keys are attached afterwards, as the store recovers them.
     pub fn new(config: LessorConfig, records: impl IntoIterator<Item = LeaseRecord>) -> Lessor {
-        let mut state = State::default();
-        for record in records {
-            state.leases.insert(
-                record.id,
-                Lease {
-                    ttl: record.ttl.max(config.min_ttl_s),
-                    remaining_ttl: record.remaining_ttl,
-                    expiry: None,
-                    next_check: None,
-                    keys: HashSet::new(),
-                },
-            );
-        }
+        let state = State::from_records(&config, records);
         Lessor {
             config,
             state: Mutex::new(state),
             attached_keys: AtomicUsize::new(0),
         }
+    }
+
+    /// Replaces every lease with those of `records` (a leader's snapshot was installed), not
+    /// primary, no keys attached: the store attaches them as it reloads.
+    pub fn reset(&self, records: impl IntoIterator<Item = LeaseRecord>) {
+        *self.state() = State::from_records(&self.config, records);
+        self.attached_keys.store(0, Ordering::SeqCst);
     }
 
     fn state(&self) -> MutexGuard<'_, State> {

@@ -152,8 +152,8 @@ impl TreeIndex {
         available
     }
 
-    /// Rebuilds the index from every change stored in the backend (at open, on an empty
-    /// index). Changes are sorted by key, then revision; each key's first change sets up its
+    /// Rebuilds the index from every change stored in the backend (at open, or after the
+    /// backend's contents were replaced). Changes are sorted by key, then revision; each key's first change sets up its
     /// generation (from the stored `created` and `version`, or as a closed generation if it is
     /// a tombstone a compaction kept), later ones replay as put or tombstone. The map is then
     /// built in one pass from sorted input, rather than by a million random inserts.
@@ -186,9 +186,8 @@ impl TreeIndex {
                 }
             }
         }
-        let mut tree = self.write();
-        debug_assert!(tree.is_empty(), "restore into a used index");
-        *tree = keys.into_iter().collect();
+        // Replaces whatever the index held (a snapshot installed over a used store).
+        *self.write() = keys.into_iter().collect();
     }
 
     /// Number of keys with any history left.

@@ -178,6 +178,18 @@ impl Store {
         Ok(store)
     }
 
+    /// Rebuilds what the store keeps in memory after the backend's contents were replaced (a
+    /// leader's snapshot installed): the key index, the revisions, the leased keys (the caller
+    /// resets the lessor first). Called by the only writer, holding no [`WriteTxn`].
+    pub fn reload(&self) -> Result<(), MvccError> {
+        self.shared.compact_revision.store(-1, Ordering::SeqCst);
+        let resume_compaction = self.shared.restore()?;
+        if let Some(revision) = resume_compaction {
+            self.schedule_compaction(revision, None)?;
+        }
+        Ok(())
+    }
+
     /// The newest store revision.
     pub fn current_revision(&self) -> i64 {
         self.shared.current_revision.load(Ordering::Acquire)

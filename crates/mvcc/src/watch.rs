@@ -469,6 +469,26 @@ impl WatchHub {
         }
     }
 
+    /// After the store was replaced by a snapshot's (its revision jumped): every synced
+    /// watcher is caught up from the new store's history by the catch-up thread, as etcd's
+    /// watchable store does on restore (a watcher whose next revision was compacted away
+    /// there gets the compaction answer).
+    pub fn restore(&self) {
+        let mut state = self.shared.lock();
+        state.last_notified = self.shared.history.current_revision();
+        let synced: Vec<WatcherKey> = state
+            .watchers
+            .iter()
+            .filter(|(_, watcher)| watcher.group == Group::Synced)
+            .map(|(&key, _)| key)
+            .collect();
+        for key in synced {
+            state.move_to(key, Group::Unsynced);
+        }
+        drop(state);
+        self.shared.work.notify_one();
+    }
+
     /// Stops the catch-up thread; streams get no more messages from it.
     pub fn stop(&self) {
         self.shared.lock().stopping = true;

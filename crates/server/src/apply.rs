@@ -32,7 +32,7 @@ use tokio::sync::oneshot;
 use tracing::{error, info};
 
 use crate::EtcdError;
-use crate::server::{Applied, ApplyOutcome, CLUSTER_VERSION_KEY, DriverInput, Shared};
+use crate::server::{Applied, ApplyInput, ApplyOutcome, CLUSTER_VERSION_KEY, DriverInput, Shared};
 
 /// Why the apply thread stopped. Fatal for the member: its store can no longer follow the log.
 #[derive(Debug, thiserror::Error)]
@@ -43,11 +43,13 @@ pub(crate) enum ApplyError {
     Backend(#[from] BackendError),
     #[error("cannot decode raft entry {index}: {reason}")]
     Decode { index: u64, reason: String },
+    #[error(transparent)]
+    Lease(#[from] stead_lease::RecordError),
 }
 
 /// Runs until the driver drops its end of the queue (shutdown) or applying fails.
 pub(crate) fn run(
-    batches: Receiver<Vec<Entry>>,
+    batches: Receiver<ApplyInput>,
     consistent_index: u64,
     snapshot_index: u64,
     shared: &Arc<Shared>,
@@ -59,9 +61,14 @@ pub(crate) fn run(
         applied_term: 0,
         last_snapshot: consistent_index.max(snapshot_index),
     };
-    let result = batches
-        .iter()
-        .try_for_each(|batch| applier.apply_batch(batch));
+    let result = batches.iter().try_for_each(|input| match input {
+        ApplyInput::Entries(batch) => applier.apply_batch(batch),
+        ApplyInput::Snapshot { index, term, data } => applier.install_snapshot(index, term, &data),
+        ApplyInput::SnapshotRequest => {
+            applier.snapshot_now();
+            Ok(())
+        }
+    });
     if let Err(err) = &result {
         error!(error = %err, "applying committed entries failed; stopping the member");
         shared.stopped.store(true, Ordering::SeqCst);
@@ -99,21 +106,64 @@ impl Applier<'_> {
         if self.applied != before {
             self.shared.applied.send_replace(self.applied);
         }
-        // The term is known once an entry was applied since start; until then there is nothing
-        // new to snapshot anyway.
-        if self.applied - self.last_snapshot >= self.shared.snapshot_count && self.applied_term != 0
-        {
-            self.shared.backend.commit()?;
-            match self.shared.driver.try_send(DriverInput::Snapshot {
-                index: self.applied,
-                term: self.applied_term,
-            }) {
-                Ok(()) => self.last_snapshot = self.applied,
-                // The driver is busy; ask again after the next batch.
-                Err(TrySendError::Full(_)) => {}
-                Err(TrySendError::Closed(_)) => {}
-            }
+        if self.applied - self.last_snapshot >= self.shared.snapshot_count {
+            self.snapshot_now();
         }
+        Ok(())
+    }
+
+    /// Commits the backend and asks the driver to snapshot the raft log at what is applied.
+    /// The term is known once an entry was applied since start; until then there is nothing
+    /// new to snapshot anyway. A failed commit is logged: the backend is poisoned and the next
+    /// write fails the member.
+    fn snapshot_now(&mut self) {
+        if self.applied_term == 0 || self.applied <= self.last_snapshot {
+            return;
+        }
+        if let Err(err) = self.shared.backend.commit() {
+            error!(error = %err, "cannot commit the backend for a snapshot");
+            return;
+        }
+        match self.shared.driver.try_send(DriverInput::Snapshot {
+            index: self.applied,
+            term: self.applied_term,
+        }) {
+            Ok(()) => self.last_snapshot = self.applied,
+            // The driver is busy; ask again after the next batch.
+            Err(TrySendError::Full(_)) => {}
+            Err(TrySendError::Closed(_)) => {}
+        }
+    }
+
+    /// Replaces the store by the leader's snapshot at `index` (its data at `data`, a backend
+    /// dump at or past `index`): backend, lessor, key index, watchers, peers. Entries up to
+    /// the dump's consistent index are skipped from then on.
+    fn install_snapshot(
+        &mut self,
+        index: u64,
+        term: u64,
+        data: &std::path::Path,
+    ) -> Result<(), ApplyError> {
+        let shared = self.shared;
+        crate::peers::install(&shared.backend, data, index)?;
+        let consistent_index = shared.backend.consistent_index()?;
+        shared.lessor.reset(stead_lease::load(&shared.backend)?);
+        shared.store.reload()?;
+        shared.watch_hub.restore();
+        if let Err(err) = crate::peers::refresh(shared) {
+            error!(error = %err, "cannot update the peers after a snapshot");
+        }
+        self.applied_before_start = consistent_index.index;
+        self.applied = consistent_index.index;
+        self.applied_term = consistent_index.term.max(term);
+        self.last_snapshot = self.applied;
+        shared.applied.send_replace(self.applied);
+        info!(
+            index,
+            applied = self.applied,
+            revision = shared.store.current_revision(),
+            "installed the leader's snapshot"
+        );
         Ok(())
     }
 
@@ -345,7 +395,12 @@ impl Applier<'_> {
                 }
             }
             Ok(())
-        })
+        })?;
+        // The transport dials the members as they are now.
+        if let Err(err) = crate::peers::refresh(self.shared) {
+            error!(error = %err, "cannot update the peers after a conf change");
+        }
+        Ok(())
     }
 
     /// Runs `apply` in one write transaction that also records the entry's consistent index.

@@ -1,27 +1,30 @@
 //! The driver thread: the one owner of the raft node.
 //!
 //! Each round takes every input waiting in the inbox (ticks, proposals, read index requests,
-//! snapshot notices), then processes `Ready`s until raft is quiet: whatever arrived together
-//! is persisted with one WAL fsync, which is where write batching comes from. Committed
-//! entries go to the apply thread in order; read states answer the read loop.
+//! peers' messages and the transport's reports, snapshot notices), then processes `Ready`s
+//! until raft is quiet: whatever arrived together is persisted with one WAL fsync, which is
+//! where write batching comes from. Messages for peers go to the transport (it never blocks:
+//! a full peer queue drops, and raft retries). Committed entries go to the apply thread in
+//! order; read states answer the read loop. A snapshot received from the leader goes to the
+//! apply thread with its data file, between the entries before and after it.
 //!
 //! Proposals that arrive while there is no leader wait here (at most
 //! [`PENDING_PROPOSALS_MAX`]), as etcd's proposals wait, and go to raft once a leader is known;
 //! their callers time out on their own.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::SyncSender;
 use std::time::Duration;
 
-use stead_node::raft::eraftpb::Entry;
 use stead_node::{NodeError, ProposeError, RaftNode, WalLog};
 use tokio::sync::mpsc::{Receiver, error::TrySendError};
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::EtcdError;
-use crate::server::{DriverInput, Shared};
+use crate::server::{ApplyInput, DriverInput, Shared};
 
 /// Inputs taken from the inbox in one round, so that a flood of proposals still lets raft
 /// make progress (and fsync) regularly.
@@ -41,6 +44,8 @@ pub(crate) enum DriverError {
     Node(#[from] NodeError),
     #[error("the apply thread stopped")]
     ApplyStopped,
+    #[error("raft installed the snapshot at index {0}, whose data never arrived")]
+    SnapshotDataMissing(u64),
 }
 
 /// Runs the driver until it is told to stop or the inbox closes. An error is fatal for the
@@ -48,7 +53,7 @@ pub(crate) enum DriverError {
 pub(crate) fn run(
     mut node: RaftNode<WalLog>,
     mut inbox: Receiver<DriverInput>,
-    apply: SyncSender<Vec<Entry>>,
+    apply: SyncSender<ApplyInput>,
     shared: &Arc<Shared>,
 ) -> Result<(), DriverError> {
     let result = drive(&mut node, &mut inbox, &apply, shared);
@@ -66,13 +71,38 @@ pub(crate) fn run(
     result
 }
 
+/// Data files of snapshots received from the leader, by raft index, until raft installs one
+/// (or a newer one makes them useless).
+#[derive(Default)]
+struct ReceivedSnapshots {
+    files: BTreeMap<u64, PathBuf>,
+}
+
+impl ReceivedSnapshots {
+    /// The data of the snapshot at `index`; files of older ones are deleted.
+    fn take(&mut self, index: u64) -> Option<PathBuf> {
+        let newer = self.files.split_off(&(index + 1));
+        let older = std::mem::replace(&mut self.files, newer);
+        let mut found = None;
+        for (at, path) in older {
+            if at == index {
+                found = Some(path);
+            } else if let Err(err) = std::fs::remove_file(&path) {
+                warn!(path = %path.display(), error = %err, "cannot delete an unused snapshot");
+            }
+        }
+        found
+    }
+}
+
 fn drive(
     node: &mut RaftNode<WalLog>,
     inbox: &mut Receiver<DriverInput>,
-    apply: &SyncSender<Vec<Entry>>,
+    apply: &SyncSender<ApplyInput>,
     shared: &Arc<Shared>,
 ) -> Result<(), DriverError> {
     let mut pending: VecDeque<(u64, Vec<u8>)> = VecDeque::new();
+    let mut received = ReceivedSnapshots::default();
     let mut stopping = false;
     while !stopping {
         let Some(first) = inbox.blocking_recv() else {
@@ -103,25 +133,39 @@ fn drive(
                 DriverInput::Snapshot { index, term } => {
                     node.snapshot_and_compact(index, term, Vec::new())?
                 }
+                DriverInput::Step(message) => step(node, message),
+                DriverInput::SnapshotReceived { message, data } => {
+                    received
+                        .files
+                        .insert(message.get_snapshot().get_metadata().index, data);
+                    step(node, message);
+                }
+                DriverInput::Unreachable(peer) => node.report_unreachable(peer),
+                DriverInput::SnapshotSent { to, arrived } => node.report_snapshot(to, arrived),
                 DriverInput::Stop => stopping = true,
             }
             if taken < INPUTS_PER_ROUND_MAX {
                 input = inbox.try_recv().ok();
             }
         }
-        process(node, apply, shared)?;
+        process(node, apply, shared, &mut received)?;
         // A sole voter need not wait an election timeout to lead (etcd fast-forwards its
         // election ticks for the same reason). Checked after processing: the conf change
         // that makes this member the voter may just have been applied.
         if node.leader_id() == 0 && node.voters() == [shared.member_id] {
             node.campaign()?;
-            process(node, apply, shared)?;
+            process(node, apply, shared, &mut received)?;
         }
         if node.leader_id() != 0 && !pending.is_empty() {
             for (id, data) in pending.drain(..) {
                 propose(node, shared, id, data);
             }
-            process(node, apply, shared)?;
+            process(node, apply, shared, &mut received)?;
+        }
+        // Raft had to send a follower a snapshot and none reaches the log: the apply thread
+        // makes one at what it has applied (if its queue is full, raft asks again).
+        if node.take_snapshot_request() {
+            let _ = apply.try_send(ApplyInput::SnapshotRequest);
         }
         // Followers catch up from the raft log in memory; a sole voter has none, so it keeps
         // only a little of what the state machine applied (etcd keeps everything since the last
@@ -139,6 +183,15 @@ fn drive(
     Ok(())
 }
 
+/// Steps a peer's message into raft. Its errors are the message's fault (a stale member's, or
+/// one from a peer this restarted member does not know yet), not the node's.
+fn step(node: &mut RaftNode<WalLog>, message: stead_node::raft::eraftpb::Message) {
+    let from = message.from;
+    if let Err(err) = node.step(message) {
+        debug!(from = %crate::membership::format_id(from), error = %err, "dropped a peer's raft message");
+    }
+}
+
 fn propose(node: &mut RaftNode<WalLog>, shared: &Shared, id: u64, data: Vec<u8>) {
     match node.propose(data) {
         Ok(()) => {}
@@ -153,11 +206,11 @@ fn propose(node: &mut RaftNode<WalLog>, shared: &Shared, id: u64, data: Vec<u8>)
 /// Processes `Ready`s until raft is quiet.
 fn process(
     node: &mut RaftNode<WalLog>,
-    apply: &SyncSender<Vec<Entry>>,
+    apply: &SyncSender<ApplyInput>,
     shared: &Shared,
+    received: &mut ReceivedSnapshots,
 ) -> Result<(), DriverError> {
-    // A single member has no peers: messages would only be for others.
-    while let Some(output) = node.process_ready(|_messages| {})? {
+    while let Some(output) = node.process_ready(|messages| shared.transport.send(messages))? {
         if let Some((leader, role)) = output.soft_state {
             let previous = shared.raft.leader.swap(leader, Ordering::Relaxed);
             if leader != shared.member_id {
@@ -181,7 +234,29 @@ fn process(
                     .trigger(u64::from_be_bytes(context), state.index);
             }
         }
-        if !output.committed.is_empty() && apply.send(output.committed).is_err() {
+        if let Some(snapshot) = output.snapshot {
+            // Raft made it durable in the WAL; the data file was fsynced when it arrived.
+            let metadata = snapshot.get_metadata();
+            let data = received
+                .take(metadata.index)
+                .ok_or(DriverError::SnapshotDataMissing(metadata.index))?;
+            info!(
+                index = metadata.index,
+                term = metadata.term,
+                "installing the leader's snapshot"
+            );
+            let install = ApplyInput::Snapshot {
+                index: metadata.index,
+                term: metadata.term,
+                data,
+            };
+            if apply.send(install).is_err() {
+                return Err(DriverError::ApplyStopped);
+            }
+        }
+        if !output.committed.is_empty()
+            && apply.send(ApplyInput::Entries(output.committed)).is_err()
+        {
             // The apply thread stopped (it failed): nothing more can be applied.
             return Err(DriverError::ApplyStopped);
         }

@@ -80,6 +80,40 @@ impl EtcdError {
     }
 }
 
+impl EtcdError {
+    /// Every error with a fixed text.
+    const FIXED: [EtcdError; 20] = [
+        EtcdError::EmptyKey,
+        EtcdError::KeyNotFound,
+        EtcdError::ValueProvided,
+        EtcdError::LeaseProvided,
+        EtcdError::TooManyOps,
+        EtcdError::DuplicateKey,
+        EtcdError::Compacted,
+        EtcdError::FutureRevision,
+        EtcdError::NoSpace,
+        EtcdError::LeaseNotFound,
+        EtcdError::LeaseExists,
+        EtcdError::LeaseTtlTooLarge,
+        EtcdError::RequestTooLarge,
+        EtcdError::NoLeader,
+        EtcdError::LeaderChanged,
+        EtcdError::NotLeader,
+        EtcdError::Stopped,
+        EtcdError::Timeout,
+        EtcdError::TimeoutWaitAppliedIndex,
+        EtcdError::Corrupt,
+    ];
+
+    /// The error whose text is `text` (another member's answer), if it is one of etcd's.
+    pub(crate) fn from_text(text: &str) -> Option<EtcdError> {
+        Self::FIXED
+            .iter()
+            .find(|err| err.to_string() == text)
+            .cloned()
+    }
+}
+
 impl From<EtcdError> for Status {
     fn from(err: EtcdError) -> Status {
         Status::new(err.code(), err.to_string())
@@ -117,6 +151,14 @@ impl From<stead_lease::LeaseError> for EtcdError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_forwarded_error_text_is_the_same_error() {
+        for err in EtcdError::FIXED {
+            assert_eq!(EtcdError::from_text(&err.to_string()), Some(err.clone()));
+        }
+        assert_eq!(EtcdError::from_text("transport error"), None);
+    }
 
     #[test]
     fn codes_and_texts_are_etcds() {

@@ -4,8 +4,7 @@
 //! thread applies them to the lessor and the store). Renewals (keep-alives) and time-to-live
 //! lookups do not: only the leader's lessor knows when leases expire, so the leader answers
 //! them from memory, after applying everything committed (etcd's `waitAppliedIndex`). A member
-//! that does not lead answers "etcdserver: not leader"; forwarding to the leader comes with
-//! multi-member clusters.
+//! that does not lead asks the leader (`forward.rs`).
 //!
 //! The expiry task: every [`EXPIRY_CHECK_INTERVAL`] the leader takes at most
 //! `REVOKES_PER_SECOND / 2` expired leases and proposes a revoke for each, at most
@@ -101,8 +100,15 @@ impl EtcdServer {
         }
     }
 
-    /// Renews lease `id`; returns its TTL.
+    /// Renews lease `id`; returns its TTL. A member that does not lead asks the leader.
     async fn renew_lease(&self, id: i64) -> Result<i64, EtcdError> {
+        match self.renew_lease_here(id).await {
+            Err(EtcdError::NotLeader) => self.shared.leader_client.renew(&self.shared, id).await,
+            other => other,
+        }
+    }
+
+    async fn renew_lease_here(&self, id: i64) -> Result<i64, EtcdError> {
         let renewed = self.on_primary(|lessor, now| lessor.renew(id, now)).await?;
         if renewed.clear_checkpoint {
             // Every member forgets the checkpointed remaining TTL too (etcd does this before
@@ -240,7 +246,19 @@ impl Lease for EtcdServer {
         request: Request<LeaseTimeToLiveRequest>,
     ) -> Result<Response<LeaseTimeToLiveResponse>, Status> {
         let request = request.into_inner();
-        let response = match self.lookup_lease(request.id, request.keys).await? {
+        let found = match self.lookup_lease(request.id, request.keys).await {
+            Err(EtcdError::NotLeader) => {
+                let mut response = self
+                    .shared
+                    .leader_client
+                    .time_to_live(&self.shared, request)
+                    .await?;
+                response.header = Some(self.header(None));
+                return Ok(Response::new(response));
+            }
+            other => other?,
+        };
+        let response = match found {
             Some(info) => LeaseTimeToLiveResponse {
                 header: Some(self.header(None)),
                 id: request.id,

@@ -25,11 +25,13 @@ use stead_backend::{Backend, BackendOptions, Bucket};
 use stead_lease::{Checkpointing, Lessor, LessorConfig};
 use stead_mvcc::watch::WatchHub;
 use stead_mvcc::{Store, StoreOptions};
+use stead_node::raft::eraftpb::{Entry, Message};
 use stead_node::{InitialMember, MemberDirs, NodeConfig, RaftNode, WalLog, WalLogOptions};
 use stead_proto::etcdserverpb::{
     CompactionResponse, DeleteRangeResponse, InternalRaftRequest, LeaseGrantResponse,
     LeaseRevokeResponse, Member, PutResponse, RequestHeader, ResponseHeader, TxnResponse,
 };
+use stead_transport::{Transport, TransportConfig};
 use stead_wal::WalMetadata;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{info, warn};
@@ -41,6 +43,9 @@ use crate::{EtcdError, apply, driver, id::IdGenerator};
 
 /// Inputs the driver thread's inbox holds at most; a full inbox makes proposers wait.
 pub(crate) const DRIVER_INBOX_MAX: usize = 8192;
+/// Events from the peer transport waiting for the driver; a full queue makes the transport's
+/// readers wait (TCP backpressure on the peers), never the driver.
+const PEER_EVENTS_MAX: usize = 1024;
 /// Batches of committed entries queued for the apply thread; a full queue makes the driver
 /// wait, which slows raft down to the speed of apply.
 pub(crate) const APPLY_QUEUE_MAX: usize = 64;
@@ -105,6 +110,8 @@ pub enum StartError {
     DataDir(String),
     #[error("cannot start thread: {0}")]
     Thread(std::io::Error),
+    #[error("cannot start member: {0}")]
+    Peers(String),
 }
 
 /// What an applied proposal answers.
@@ -143,7 +150,37 @@ pub(crate) enum DriverInput {
         index: u64,
         term: u64,
     },
+    /// A raft message from a peer.
+    Step(Message),
+    /// A MsgSnapshot from the leader whose data arrived whole at `data`.
+    SnapshotReceived {
+        message: Message,
+        data: PathBuf,
+    },
+    /// A message to this peer was dropped: raft probes it again.
+    Unreachable(u64),
+    /// A snapshot sent to `to` arrived, or did not.
+    SnapshotSent {
+        to: u64,
+        arrived: bool,
+    },
     Stop,
+}
+
+/// An input of the apply thread, in raft's order.
+#[derive(Debug)]
+pub(crate) enum ApplyInput {
+    /// Committed entries, in log order.
+    Entries(Vec<Entry>),
+    /// Raft installed the leader's snapshot at `index`: the store is replaced by `data` (a
+    /// backend dump) before any later entry.
+    Snapshot {
+        index: u64,
+        term: u64,
+        data: PathBuf,
+    },
+    /// Raft needs a snapshot for a follower: commit and snapshot at what is applied now.
+    SnapshotRequest,
 }
 
 /// Raft's state, as the driver last saw it, for headers and Status.
@@ -169,6 +206,10 @@ pub(crate) struct Shared {
     pub(crate) closing: watch::Sender<bool>,
     pub(crate) raft: RaftStatus,
     pub(crate) driver: mpsc::Sender<DriverInput>,
+    /// Carries raft messages to and from the peers.
+    pub(crate) transport: Transport,
+    /// Lease renewals and lookups this member sends to the leader.
+    pub(crate) leader_client: crate::forward::LeaderClient,
     pub(crate) proposals: Waiters<ApplyOutcome>,
     pub(crate) read_states: Waiters<u64>,
     pub(crate) applied: watch::Sender<u64>,
@@ -188,6 +229,26 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// The members of the cluster, from the store; the error says what is corrupt.
+    pub(crate) fn members(&self) -> Result<Vec<Member>, String> {
+        let mut members = Vec::new();
+        let mut corrupt = None;
+        self.backend
+            .read()
+            .for_each(Bucket::Members, &[], None, |_, value| {
+                match Member::decode(value) {
+                    Ok(member) => members.push(member),
+                    Err(e) => corrupt = Some(e.to_string()),
+                }
+                std::ops::ControlFlow::Continue(())
+            })
+            .map_err(|e| e.to_string())?;
+        match corrupt {
+            Some(corrupt) => Err(format!("corrupt member record: {corrupt}")),
+            None => Ok(members),
+        }
+    }
+
     /// Waits until the apply thread has applied `index`; past `deadline` answers
     /// `timeout` (each caller has etcd's own text for it).
     pub(crate) async fn wait_applied(
@@ -223,6 +284,7 @@ impl EtcdServer {
     /// `runtime`.
     pub fn start(
         options: ServerOptions,
+        peer_listeners: Vec<tokio::net::TcpListener>,
         runtime: &tokio::runtime::Handle,
     ) -> Result<EtcdServer, StartError> {
         let dirs = MemberDirs::new(&options.data_dir, options.wal_dir.as_deref());
@@ -281,6 +343,16 @@ impl EtcdServer {
             },
             stead_lease::load(&backend)?,
         ));
+        let snapshot_index = recovered
+            .snapshot
+            .as_ref()
+            .map_or(0, |s| s.get_metadata().index);
+        // A crash between raft saving the leader's snapshot and the store installing it: the
+        // snapshot's data file is still there; install it now.
+        if backend.consistent_index()?.index < snapshot_index {
+            crate::peers::install_pending_snapshot(&backend, &dirs.snap, snapshot_index)?;
+            lessor.reset(stead_lease::load(&backend)?);
+        }
         let store = Store::open(
             Arc::clone(&backend),
             Arc::clone(&lessor) as Arc<dyn stead_mvcc::Lessor>,
@@ -288,10 +360,6 @@ impl EtcdServer {
         )?;
         let watch_hub = WatchHub::start(store.history())?;
         let consistent_index = backend.consistent_index()?.index;
-        let snapshot_index = recovered
-            .snapshot
-            .as_ref()
-            .map_or(0, |s| s.get_metadata().index);
         let node = RaftNode::new(
             &NodeConfig::new(metadata.member_id, election_ticks, 1),
             recovered,
@@ -299,6 +367,17 @@ impl EtcdServer {
         )?;
 
         let (driver_tx, driver_rx) = mpsc::channel(DRIVER_INBOX_MAX);
+        let (peer_events_tx, peer_events_rx) = mpsc::channel(PEER_EVENTS_MAX);
+        let transport = Transport::start(
+            TransportConfig::new(metadata.member_id, metadata.cluster_id, dirs.snap.clone()),
+            peer_listeners,
+            Arc::new(crate::peers::BackendDump::new(
+                Arc::clone(&backend),
+                dirs.snap.clone(),
+            )),
+            peer_events_tx,
+            runtime,
+        );
         let (apply_tx, apply_rx) = std::sync::mpsc::sync_channel(APPLY_QUEUE_MAX);
         let applied = consistent_index.max(snapshot_index);
         let shared = Arc::new(Shared {
@@ -316,6 +395,8 @@ impl EtcdServer {
             closing: watch::Sender::new(false),
             raft: RaftStatus::default(),
             driver: driver_tx,
+            transport,
+            leader_client: crate::forward::LeaderClient::default(),
             proposals: Waiters::default(),
             read_states: Waiters::default(),
             applied: watch::Sender::new(applied),
@@ -332,6 +413,11 @@ impl EtcdServer {
             published: watch::Sender::new(false),
         });
 
+        crate::peers::refresh(&shared)?;
+        runtime.spawn(crate::peers::forward_events(
+            Arc::clone(&shared),
+            peer_events_rx,
+        ));
         let driver = {
             let shared = Arc::clone(&shared);
             std::thread::Builder::new()
@@ -476,25 +562,7 @@ impl EtcdServer {
 
     /// The members of the cluster, from the store.
     pub(crate) fn members(&self) -> Result<Vec<Member>, EtcdError> {
-        let mut members = Vec::new();
-        let mut corrupt = None;
-        self.shared
-            .backend
-            .read()
-            .for_each(Bucket::Members, &[], None, |_, value| {
-                match Member::decode(value) {
-                    Ok(member) => members.push(member),
-                    Err(e) => corrupt = Some(e.to_string()),
-                }
-                std::ops::ControlFlow::Continue(())
-            })
-            .map_err(|e| EtcdError::Internal(e.to_string()))?;
-        if let Some(corrupt) = corrupt {
-            return Err(EtcdError::Internal(format!(
-                "corrupt member record: {corrupt}"
-            )));
-        }
-        Ok(members)
+        self.shared.members().map_err(EtcdError::Internal)
     }
 
     /// Raft's current term, leader, commit and applied index.
@@ -549,6 +617,7 @@ impl EtcdServer {
             .proposals
             .trigger_all(|| Err(EtcdError::Stopped));
         self.shared.published.send_replace(false);
+        self.shared.transport.stop().await;
         self.shared.watch_hub.stop();
         let mut failures = Vec::new();
         match joined.0 {

@@ -100,15 +100,14 @@ fn run(config: ServerConfig) -> ExitCode {
 async fn serve(config: ServerConfig) -> Result<(), String> {
     let options = server_options(&config)?;
     let client_listeners = bind_all(&config.listen_client_urls, "client").await?;
-    // Peers are not served yet (single-member clusters); the port is held so that the
-    // configuration is checked now and nothing else takes it.
-    let _peer_listeners = bind_all(&config.listen_peer_urls, "peer").await?;
+    let peer_listeners = bind_all(&config.listen_peer_urls, "peer").await?;
 
     let runtime = tokio::runtime::Handle::current();
-    let server = tokio::task::spawn_blocking(move || EtcdServer::start(options, &runtime))
-        .await
-        .map_err(|e| format!("start-up failed: {e}"))?
-        .map_err(|e| e.to_string())?;
+    let server =
+        tokio::task::spawn_blocking(move || EtcdServer::start(options, peer_listeners, &runtime))
+            .await
+            .map_err(|e| format!("start-up failed: {e}"))?
+            .map_err(|e| e.to_string())?;
 
     let mut terminate = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;

@@ -28,6 +28,8 @@ pub struct Member {
     pub peer_port: u16,
     log_path: PathBuf,
     extra_args: Vec<String>,
+    /// `--initial-cluster` of a member of a bigger cluster (default: itself alone).
+    pub initial_cluster: Option<String>,
 }
 
 impl Member {
@@ -55,6 +57,7 @@ impl Member {
             peer_port: free_port(),
             log_path: data_dir.with_extension("log"),
             extra_args: extra_args.iter().map(|a| (*a).to_owned()).collect(),
+            initial_cluster: None,
         }
     }
 
@@ -81,7 +84,9 @@ impl Member {
             "--initial-advertise-peer-urls".to_owned(),
             self.peer_url(),
             "--initial-cluster".to_owned(),
-            format!("{}={}", self.name, self.peer_url()),
+            self.initial_cluster
+                .clone()
+                .unwrap_or_else(|| format!("{}={}", self.name, self.peer_url())),
         ];
         args.extend(self.extra_args.iter().cloned());
         args
@@ -164,6 +169,28 @@ impl Member {
         }
     }
 
+    /// SIGSTOP: the process freezes (to its peers, a partition); `resume` thaws it.
+    pub fn pause(&mut self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    /// SIGCONT after [`Member::pause`].
+    pub fn resume(&mut self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    fn signal(&self, signal: libc::c_int) {
+        let pid = self.child.as_ref().expect("running").id();
+        // SAFETY: kill(2) with a pid we spawned and still own.
+        let sent = unsafe { libc::kill(pid as libc::pid_t, signal) };
+        assert_eq!(sent, 0, "kill -{signal} {pid}");
+    }
+
+    /// Whether the process runs.
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
     /// SIGTERM, then waits for the exit status.
     pub fn terminate(&mut self) -> ExitStatus {
         let pid = self.child.as_ref().expect("running").id();
@@ -178,6 +205,12 @@ impl Member {
         assert!(self.child.is_none(), "stop it first");
         self.launch();
         self.wait_ready();
+    }
+
+    /// Starts the process again on the same data dir and ports, without waiting.
+    pub fn relaunch(&mut self) {
+        assert!(self.child.is_none(), "stop it first");
+        self.launch();
     }
 
     pub async fn client(&self) -> etcd_client::Client {
@@ -198,5 +231,91 @@ pub fn status_of(err: etcd_client::Error) -> (tonic::Code, String) {
     match err {
         etcd_client::Error::GRpcStatus(status) => (status.code(), status.message().to_owned()),
         other => panic!("not a gRPC status: {other:?}"),
+    }
+}
+
+/// Members of one cluster on loopback ports, each with its own data dir under one directory.
+pub struct Cluster {
+    pub members: Vec<Member>,
+}
+
+impl Cluster {
+    /// Starts `size` members (`m0`, `m1`, ...) of a new cluster in `dir`, all at once (each
+    /// waits for a quorum), and waits until every one serves clients.
+    pub fn start(dir: &Path, size: usize, extra_args: &[&str]) -> Cluster {
+        let mut members: Vec<Member> = (0..size)
+            .map(|i| {
+                let mut member = Member::configure(&dir.join(format!("m{i}")), extra_args);
+                member.name = format!("m{i}");
+                member
+            })
+            .collect();
+        let initial_cluster = members
+            .iter()
+            .map(|member| format!("{}={}", member.name, member.peer_url()))
+            .collect::<Vec<_>>()
+            .join(",");
+        for member in &mut members {
+            member.initial_cluster = Some(initial_cluster.clone());
+            member.launch();
+        }
+        for member in &mut members {
+            member.wait_ready();
+        }
+        Cluster { members }
+    }
+
+    /// Every member's client URL.
+    pub fn endpoints(&self) -> Vec<String> {
+        self.members.iter().map(Member::client_url).collect()
+    }
+
+    /// A client of every member (the client picks among them).
+    pub async fn client(&self) -> etcd_client::Client {
+        etcd_client::Client::connect(self.endpoints(), None)
+            .await
+            .expect("connect")
+    }
+
+    /// The index of the member that leads, as running members see it (asked through Status
+    /// until one answers with a leader that runs; liveness bound 60 s).
+    pub async fn leader(&self) -> usize {
+        let deadline = Instant::now() + READY_WITHIN;
+        loop {
+            for member in self.members.iter().filter(|m| m.is_running()) {
+                let Ok(mut client) =
+                    etcd_client::Client::connect([member.client_url()], None).await
+                else {
+                    continue;
+                };
+                let Ok(status) = client.status().await else {
+                    continue;
+                };
+                let leader = status.leader();
+                if leader == 0 {
+                    continue;
+                }
+                let Ok(members) = client.member_list().await else {
+                    continue;
+                };
+                let Some(name) = members
+                    .members()
+                    .iter()
+                    .find(|m| m.id() == leader)
+                    .map(|m| m.name().to_owned())
+                else {
+                    continue;
+                };
+                if let Some(index) = self
+                    .members
+                    .iter()
+                    .position(|m| m.name == name && m.is_running())
+                {
+                    return index;
+                }
+            }
+            assert!(Instant::now() < deadline, "no leader among running members");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }
