@@ -122,10 +122,14 @@ impl Storage for LogStorage {
     }
 
     /// The newest durable snapshot, if it reaches the log held in memory (a follower can go
-    /// on from it) and is at least `request_index`; otherwise raft asks again later.
-    fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
-        let index = self.snapshot.get_metadata().index;
-        if index == 0 || index + 1 < self.log.first_index()? || index < request_index {
+    /// on from it), is at least `request_index`, and its configuration has `to` (a member
+    /// added after it would refuse it); otherwise raft asks again later.
+    fn snapshot(&self, request_index: u64, to: u64) -> raft::Result<Snapshot> {
+        let metadata = self.snapshot.get_metadata();
+        let index = metadata.index;
+        let conf_state = metadata.get_conf_state();
+        let has_to = conf_state.voters.contains(&to) || conf_state.learners.contains(&to);
+        if index == 0 || index + 1 < self.log.first_index()? || index < request_index || !has_to {
             self.snapshot_wanted.set(true);
             return Err(raft::Error::Store(
                 StorageError::SnapshotTemporarilyUnavailable,
@@ -213,6 +217,36 @@ impl<L: DurableLog> RaftNode<L> {
             }
             Err(err) => Err(ProposeError::Dropped(err)),
         }
+    }
+
+    /// Proposes a membership change (its context and ID travel with it); a follower forwards
+    /// it to the leader. Raft takes one at a time: while one is not yet applied, a later one
+    /// is replaced by an empty entry.
+    pub fn propose_conf_change(&mut self, change: ConfChange) -> Result<(), ProposeError> {
+        match self.raw.propose_conf_change(Vec::new(), change) {
+            Ok(()) => Ok(()),
+            Err(raft::Error::ProposalDropped) if self.leader_id() == raft::INVALID_ID => {
+                Err(ProposeError::NoLeader)
+            }
+            Err(err) => Err(ProposeError::Dropped(err)),
+        }
+    }
+
+    /// Asks raft to hand leadership to `to` (the leader only; others ignore it).
+    pub fn transfer_leader(&mut self, to: u64) {
+        self.raw.transfer_leader(to);
+    }
+
+    /// As leader: how far `id`'s log matches the leader's, and the leader's own last matched
+    /// index; `None` when this node does not lead or does not track `id`.
+    pub fn follower_match(&self, id: u64) -> Option<(u64, u64)> {
+        if !self.is_leader() {
+            return None;
+        }
+        let progress = self.raw.raft.prs();
+        let follower = progress.get(id)?.matched;
+        let leader = progress.get(self.raw.raft.id)?.matched;
+        Some((follower, leader))
     }
 
     /// Asks for a read index; the answer comes in [`ReadyOutput::read_states`] with `context`.

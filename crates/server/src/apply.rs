@@ -32,7 +32,11 @@ use tokio::sync::oneshot;
 use tracing::{error, info};
 
 use crate::EtcdError;
+use crate::membership::format_id;
 use crate::server::{Applied, ApplyInput, ApplyOutcome, CLUSTER_VERSION_KEY, DriverInput, Shared};
+
+/// How long a member removed from the cluster keeps running (etcd: ten heartbeats of 100 ms).
+const REMOVED_MEMBER_STOP_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Why the apply thread stopped. Fatal for the member: its store can no longer follow the log.
 #[derive(Debug, thiserror::Error)]
@@ -209,7 +213,18 @@ impl Applier<'_> {
                     change.node_id,
                     &change.context,
                     consistent_index,
-                )
+                )?;
+                // The proposer (MemberAdd and friends) waits under the change's ID.
+                if change.id != 0 {
+                    let members = self.shared.members().map_err(|reason| ApplyError::Decode {
+                        index: entry.index,
+                        reason,
+                    })?;
+                    self.shared
+                        .proposals
+                        .trigger(change.id, Ok(Applied::Members(members)));
+                }
+                Ok(())
             }
             EntryType::EntryConfChangeV2 => {
                 let change = ConfChangeV2::parse_from_bytes(&entry.data).map_err(|e| {
@@ -376,20 +391,45 @@ impl Applier<'_> {
         consistent_index: ConsistentIndex,
     ) -> Result<(), ApplyError> {
         let key = member_id.to_be_bytes();
+        let stored = self.shared.backend.read().get(Bucket::Members, &key)?;
         self.write_records(consistent_index, |batch| {
             match change_type {
                 ConfChangeType::AddNode | ConfChangeType::AddLearnerNode => {
-                    let mut member = Member::decode(context).map_err(|e| ApplyError::Decode {
-                        index: consistent_index.index,
-                        reason: format!("conf change context: {e}"),
-                    })?;
-                    member.id = member_id;
-                    member.is_learner = change_type == ConfChangeType::AddLearnerNode;
-                    info!(member_id = %crate::membership::format_id(member_id), name = %member.name,
-                    peer_urls = ?member.peer_ur_ls, "added member");
+                    let decode = |bytes: &[u8], what: &str| {
+                        Member::decode(bytes).map_err(|e| ApplyError::Decode {
+                            index: consistent_index.index,
+                            reason: format!("{what}: {e}"),
+                        })
+                    };
+                    let given = decode(context, "conf change context")?;
+                    let is_learner = change_type == ConfChangeType::AddLearnerNode;
+                    // An add of a member that exists changes it: a learner added as a voter
+                    // is promoted (raft does the same), new peer URLs are an update.
+                    let member = match &stored {
+                        Some(stored) => {
+                            let mut member = decode(stored, "stored member")?;
+                            if !given.peer_ur_ls.is_empty() {
+                                member.peer_ur_ls = given.peer_ur_ls;
+                            }
+                            let promoted = member.is_learner && !is_learner;
+                            member.is_learner = is_learner;
+                            info!(member_id = %format_id(member_id), name = %member.name,
+                                peer_urls = ?member.peer_ur_ls, promoted, "updated member");
+                            member
+                        }
+                        None => {
+                            let mut member = given;
+                            member.id = member_id;
+                            member.is_learner = is_learner;
+                            info!(member_id = %format_id(member_id), name = %member.name,
+                                peer_urls = ?member.peer_ur_ls, is_learner, "added member");
+                            member
+                        }
+                    };
                     batch.put(Bucket::Members, key.to_vec(), member.encode_to_vec());
                 }
                 ConfChangeType::RemoveNode => {
+                    info!(member_id = %format_id(member_id), "removed member");
                     batch.delete(Bucket::Members, key.to_vec());
                     batch.put(Bucket::MembersRemoved, key.to_vec(), Vec::new());
                 }
@@ -399,6 +439,16 @@ impl Applier<'_> {
         // The transport dials the members as they are now.
         if let Err(err) = crate::peers::refresh(self.shared) {
             error!(error = %err, "cannot update the peers after a conf change");
+        }
+        if change_type == ConfChangeType::RemoveNode && member_id == self.shared.member_id {
+            // As etcd: stop a little later, so that the leader (maybe this member) gets the
+            // commit of this change to the others first.
+            error!("the member has been permanently removed from the cluster; stopping");
+            let shared = Arc::clone(self.shared);
+            std::thread::spawn(move || {
+                std::thread::sleep(REMOVED_MEMBER_STOP_DELAY);
+                shared.stopped.store(true, Ordering::SeqCst);
+            });
         }
         Ok(())
     }

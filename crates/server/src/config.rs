@@ -137,6 +137,8 @@ pub struct ServerConfig {
     pub watch_progress_notify_interval: Duration,
     /// `--experimental-enable-lease-checkpoint`.
     pub enable_lease_checkpoint: bool,
+    /// `--strict-reconfig-check`.
+    pub strict_reconfig_check: bool,
     /// `--experimental-enable-lease-checkpoint-persist`.
     pub enable_lease_checkpoint_persist: bool,
     /// `--backend-batch-limit`; `None` (etcd's 0 or less): the backend's default.
@@ -181,6 +183,7 @@ impl Default for ServerConfig {
             backend_batch_limit: None,
             watch_progress_notify_interval: Duration::from_secs(600),
             enable_lease_checkpoint: false,
+            strict_reconfig_check: true,
             enable_lease_checkpoint_persist: false,
             logger: Logger::Zap,
             log_level: LogLevel::Info,
@@ -583,7 +586,12 @@ const FLAGS: &[Flag] = &[
     refused("discovery-proxy", Value, EMPTY),
     refused("discovery-srv", Value, EMPTY),
     refused("discovery-srv-name", Value, EMPTY),
-    refused("strict-reconfig-check", Bool, NEVER),
+    supported_bool(
+        "strict-reconfig-check",
+        Clustering,
+        "'true'",
+        "Reject reconfiguration requests that would cause quorum loss.",
+    ),
     refused("pre-vote", Bool, NEVER),
     refused("auto-compaction-retention", Value, &["0"]),
     refused("auto-compaction-mode", Value, &["periodic", "revision"]),
@@ -1021,6 +1029,7 @@ impl Builder {
             "max-snapshots" => config.max_snapshots = input_uint(input)?,
             "max-wals" => config.max_wals = input_uint(input)?,
             "quota-backend-bytes" => config.quota_backend_bytes = input_int(input)?,
+            "strict-reconfig-check" => config.strict_reconfig_check = input_bool(input)?,
             "experimental-enable-lease-checkpoint" => {
                 config.enable_lease_checkpoint = input_bool(input)?
             }
@@ -1911,10 +1920,6 @@ mod tests {
         assert_eq!(
             error(&["--experimental-initial-corrupt-check=true"], &[]),
             "stead: flag --experimental-initial-corrupt-check is not supported yet"
-        );
-        assert_eq!(
-            error(&["--strict-reconfig-check=true"], &[]),
-            "stead: flag --strict-reconfig-check is not supported yet"
         );
         // Values that ask for what stead does anyway are accepted.
         assert!(

@@ -19,6 +19,7 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc::SyncSender;
 use std::time::Duration;
 
+use stead_node::raft::eraftpb::ConfChange;
 use stead_node::{NodeError, ProposeError, RaftNode, WalLog};
 use tokio::sync::mpsc::{Receiver, error::TrySendError};
 use tracing::{debug, error, info, warn};
@@ -133,6 +134,11 @@ fn drive(
                 DriverInput::Snapshot { index, term } => {
                     node.snapshot_and_compact(index, term, Vec::new())?
                 }
+                DriverInput::ProposeConfChange {
+                    change,
+                    learner_must_be_ready,
+                } => propose_conf_change(node, shared, change, learner_must_be_ready),
+                DriverInput::TransferLeader(to) => node.transfer_leader(to),
                 DriverInput::Step(message) => step(node, message),
                 DriverInput::SnapshotReceived { message, data } => {
                     received
@@ -198,6 +204,44 @@ fn propose(node: &mut RaftNode<WalLog>, shared: &Shared, id: u64, data: Vec<u8>)
         Err(ProposeError::NoLeader) => shared.proposals.trigger(id, Err(EtcdError::NoLeader)),
         Err(ProposeError::Dropped(err)) => {
             warn!(error = %err, "raft dropped a proposal");
+            shared.proposals.trigger(id, Err(EtcdError::LeaderChanged));
+        }
+    }
+}
+
+/// How far a learner's log must match the leader's to be promoted (etcd's `readyPercent`).
+const LEARNER_READY_FRACTION: f64 = 0.9;
+
+fn propose_conf_change(
+    node: &mut RaftNode<WalLog>,
+    shared: &Shared,
+    change: ConfChange,
+    learner_must_be_ready: bool,
+) {
+    let id = change.id;
+    if learner_must_be_ready {
+        // Only the leader knows how far the learner got (etcd's isLearnerReady).
+        match node.follower_match(change.node_id) {
+            None if !node.is_leader() => {
+                shared.proposals.trigger(id, Err(EtcdError::NotLeader));
+                return;
+            }
+            Some((learner, leader))
+                if (learner as f64) < leader as f64 * LEARNER_READY_FRACTION =>
+            {
+                shared
+                    .proposals
+                    .trigger(id, Err(EtcdError::LearnerNotReady));
+                return;
+            }
+            _ => {}
+        }
+    }
+    match node.propose_conf_change(change) {
+        Ok(()) => {}
+        Err(ProposeError::NoLeader) => shared.proposals.trigger(id, Err(EtcdError::NoLeader)),
+        Err(ProposeError::Dropped(err)) => {
+            warn!(error = %err, "raft dropped a membership change");
             shared.proposals.trigger(id, Err(EtcdError::LeaderChanged));
         }
     }

@@ -47,6 +47,29 @@ pub enum EtcdError {
     TimeoutWaitAppliedIndex,
     #[error("etcdserver: corrupt cluster")]
     Corrupt,
+    #[error("etcdserver: member ID already exist")]
+    MemberExist,
+    #[error("etcdserver: Peer URLs already exists")]
+    PeerUrlExist,
+    #[error("etcdserver: re-configuration failed due to not enough started members")]
+    MemberNotEnoughStarted,
+    #[error("etcdserver: given member URLs are invalid")]
+    MemberBadUrls,
+    #[error("etcdserver: member not found")]
+    MemberNotFound,
+    #[error("etcdserver: can only promote a learner member")]
+    MemberNotLearner,
+    #[error("etcdserver: can only promote a learner member which is in sync with leader")]
+    LearnerNotReady,
+    #[error("etcdserver: too many learner members in cluster")]
+    TooManyLearners,
+    #[error("etcdserver: rpc not supported for learner")]
+    NotSupportedForLearner,
+    #[error("etcdserver: bad leader transferee")]
+    BadLeaderTransferee,
+    /// etcd does not map this one to a gRPC status: clients see `Unknown` and the text.
+    #[error("etcdserver: request timed out, leader transfer took too long")]
+    TimeoutLeaderTransfer,
     /// Something broke inside the member; the message says what (not one of etcd's texts).
     #[error("etcdserver: {0}")]
     Internal(String),
@@ -66,7 +89,19 @@ impl EtcdError {
             EtcdError::Compacted | EtcdError::FutureRevision | EtcdError::LeaseTtlTooLarge => {
                 Code::OutOfRange
             }
-            EtcdError::LeaseExists | EtcdError::NotLeader => Code::FailedPrecondition,
+            EtcdError::LeaseExists
+            | EtcdError::NotLeader
+            | EtcdError::MemberExist
+            | EtcdError::PeerUrlExist
+            | EtcdError::MemberNotEnoughStarted
+            | EtcdError::MemberNotLearner
+            | EtcdError::LearnerNotReady
+            | EtcdError::TooManyLearners
+            | EtcdError::BadLeaderTransferee => Code::FailedPrecondition,
+            EtcdError::MemberBadUrls => Code::InvalidArgument,
+            EtcdError::MemberNotFound => Code::NotFound,
+            EtcdError::NotSupportedForLearner => Code::Unavailable,
+            EtcdError::TimeoutLeaderTransfer => Code::Unknown,
             EtcdError::NoSpace => Code::ResourceExhausted,
             EtcdError::LeaseNotFound => Code::NotFound,
             EtcdError::NoLeader
@@ -82,7 +117,7 @@ impl EtcdError {
 
 impl EtcdError {
     /// Every error with a fixed text.
-    const FIXED: [EtcdError; 20] = [
+    const FIXED: [EtcdError; 31] = [
         EtcdError::EmptyKey,
         EtcdError::KeyNotFound,
         EtcdError::ValueProvided,
@@ -103,6 +138,17 @@ impl EtcdError {
         EtcdError::Timeout,
         EtcdError::TimeoutWaitAppliedIndex,
         EtcdError::Corrupt,
+        EtcdError::MemberExist,
+        EtcdError::PeerUrlExist,
+        EtcdError::MemberNotEnoughStarted,
+        EtcdError::MemberBadUrls,
+        EtcdError::MemberNotFound,
+        EtcdError::MemberNotLearner,
+        EtcdError::LearnerNotReady,
+        EtcdError::TooManyLearners,
+        EtcdError::NotSupportedForLearner,
+        EtcdError::BadLeaderTransferee,
+        EtcdError::TimeoutLeaderTransfer,
     ];
 
     /// The error whose text is `text` (another member's answer), if it is one of etcd's.

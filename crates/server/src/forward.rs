@@ -31,7 +31,7 @@ pub(crate) struct LeaderClient {
 
 impl LeaderClient {
     /// A channel to the leader `shared` knows of.
-    fn channel(&self, shared: &Shared) -> Result<Channel, EtcdError> {
+    pub(crate) fn channel(&self, shared: &Shared) -> Result<Channel, EtcdError> {
         let leader = shared
             .raft
             .leader

@@ -184,6 +184,7 @@ impl Lease for EtcdServer {
         &self,
         request: Request<LeaseGrantRequest>,
     ) -> Result<Response<LeaseGrantResponse>, Status> {
+        self.refuse_on_learner()?;
         let mut request = request.into_inner();
         self.check_quota(LEASE_QUOTA_BYTES)?;
         // No ID asked for: the server picks a positive one (etcd's).
@@ -209,6 +210,7 @@ impl Lease for EtcdServer {
         &self,
         request: Request<LeaseRevokeRequest>,
     ) -> Result<Response<LeaseRevokeResponse>, Status> {
+        self.refuse_on_learner()?;
         let applied = self
             .propose(InternalRaftRequest {
                 lease_revoke: Some(request.into_inner()),
@@ -230,6 +232,7 @@ impl Lease for EtcdServer {
         &self,
         request: Request<Streaming<LeaseKeepAliveRequest>>,
     ) -> Result<Response<Self::LeaseKeepAliveStream>, Status> {
+        self.refuse_on_learner()?;
         if self.shared.stopped.load(Ordering::SeqCst) {
             return Err(EtcdError::Stopped.into());
         }
@@ -245,6 +248,7 @@ impl Lease for EtcdServer {
         &self,
         request: Request<LeaseTimeToLiveRequest>,
     ) -> Result<Response<LeaseTimeToLiveResponse>, Status> {
+        self.refuse_on_learner()?;
         let request = request.into_inner();
         let found = match self.lookup_lease(request.id, request.keys).await {
             Err(EtcdError::NotLeader) => {
@@ -282,6 +286,7 @@ impl Lease for EtcdServer {
         &self,
         _request: Request<LeaseLeasesRequest>,
     ) -> Result<Response<LeaseLeasesResponse>, Status> {
+        self.refuse_on_learner()?;
         let leases = self
             .shared
             .lessor

@@ -15,6 +15,7 @@ mod forward;
 pub mod grpc_compat;
 mod id;
 mod lease;
+mod members;
 pub mod membership;
 mod peers;
 mod read_index;

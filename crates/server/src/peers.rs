@@ -10,9 +10,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use prost::Message as _;
 use stead_backend::{Backend, BackendError, Bucket};
 use stead_node::raft::eraftpb::Message;
-use stead_transport::{SnapshotSource, TransportEvent};
+use stead_proto::etcdserverpb::{Member, MemberListResponse};
+use stead_transport::{ClusterInfoSource, SnapshotSource, TransportEvent};
 use tokio::sync::mpsc;
 use tracing::{error, info};
 
@@ -23,12 +25,15 @@ use crate::server::{DriverInput, Shared, StartError};
 /// conf change and after a snapshot replaced the store.
 pub(crate) fn refresh(shared: &Shared) -> Result<(), StartError> {
     let members = shared.members().map_err(StartError::Peers)?;
-    let peers: Vec<(u64, Vec<String>)> = members
-        .into_iter()
-        .filter(|member| member.id != shared.member_id)
-        .map(|member| (member.id, member.peer_ur_ls))
-        .collect();
-    shared.transport.set_peers(&peers);
+    if members.is_empty() {
+        // A joining member before its first entry: keep the peers it was told of.
+        return Ok(());
+    }
+    let is_learner = members
+        .iter()
+        .any(|member| member.id == shared.member_id && member.is_learner);
+    shared.is_learner.store(is_learner, Ordering::SeqCst);
+    set_peers(shared, &members);
     let mut removed = Vec::new();
     shared
         .backend
@@ -44,6 +49,16 @@ pub(crate) fn refresh(shared: &Shared) -> Result<(), StartError> {
         shared.transport.mark_removed(id);
     }
     Ok(())
+}
+
+/// Tells the transport to talk to `members` (but this one).
+pub(crate) fn set_peers(shared: &Shared, members: &[Member]) {
+    let peers: Vec<(u64, Vec<String>)> = members
+        .iter()
+        .filter(|member| member.id != shared.member_id)
+        .map(|member| (member.id, member.peer_ur_ls.clone()))
+        .collect();
+    shared.transport.set_peers(&peers);
 }
 
 /// Feeds the transport's events to the driver until either side closes. A peer saying this
@@ -183,4 +198,50 @@ pub(crate) fn install_pending_snapshot(
     info!(index, path = %data.display(), "installing a snapshot a restart interrupted");
     install(backend, &data, index)?;
     Ok(())
+}
+
+/// The members of the cluster in `backend`'s `members` bucket; the error says what is corrupt.
+pub(crate) fn read_members(backend: &Backend) -> Result<Vec<Member>, String> {
+    let mut members = Vec::new();
+    let mut corrupt = None;
+    backend
+        .read()
+        .for_each(Bucket::Members, &[], None, |_, value| {
+            match Member::decode(value) {
+                Ok(member) => members.push(member),
+                Err(e) => corrupt = Some(e.to_string()),
+            }
+            std::ops::ControlFlow::Continue(())
+        })
+        .map_err(|e| e.to_string())?;
+    match corrupt {
+        Some(corrupt) => Err(format!("corrupt member record: {corrupt}")),
+        None => Ok(members),
+    }
+}
+
+/// What this member tells a member joining the cluster: the members, as a protobuf
+/// `MemberListResponse` (the cluster ID travels beside it).
+pub(crate) struct MembersInfo {
+    backend: Arc<Backend>,
+}
+
+impl MembersInfo {
+    pub(crate) fn new(backend: Arc<Backend>) -> MembersInfo {
+        MembersInfo { backend }
+    }
+}
+
+impl ClusterInfoSource for MembersInfo {
+    fn cluster_info(&self) -> Vec<u8> {
+        let members = read_members(&self.backend).unwrap_or_else(|err| {
+            error!(error = %err, "cannot read the members for a joining member");
+            Vec::new()
+        });
+        MemberListResponse {
+            header: None,
+            members,
+        }
+        .encode_to_vec()
+    }
 }

@@ -25,7 +25,7 @@ use stead_backend::{Backend, BackendOptions, Bucket};
 use stead_lease::{Checkpointing, Lessor, LessorConfig};
 use stead_mvcc::watch::WatchHub;
 use stead_mvcc::{Store, StoreOptions};
-use stead_node::raft::eraftpb::{Entry, Message};
+use stead_node::raft::eraftpb::{ConfChange, Entry, Message};
 use stead_node::{InitialMember, MemberDirs, NodeConfig, RaftNode, WalLog, WalLogOptions};
 use stead_proto::etcdserverpb::{
     CompactionResponse, DeleteRangeResponse, InternalRaftRequest, LeaseGrantResponse,
@@ -84,6 +84,8 @@ pub struct ServerOptions {
     pub watch_progress_notify_interval: Duration,
     /// Remaining-TTL checkpoints of leases (`--experimental-enable-lease-checkpoint`), if on.
     pub lease_checkpointing: Option<Checkpointing>,
+    /// `--strict-reconfig-check` (etcd's default: on).
+    pub strict_reconfig_check: bool,
 }
 
 /// The initial cluster of a new member, with etcd's IDs.
@@ -93,6 +95,9 @@ pub struct BootstrapCluster {
     pub cluster_id: u64,
     /// Every initial member: ID, name and peer URLs (client URLs come when each publishes).
     pub members: Vec<Member>,
+    /// Joining a running cluster (`--initial-cluster-state=existing`): `members` are its
+    /// members as a peer told them; the log starts empty and comes from the leader.
+    pub existing: bool,
 }
 
 /// Why a member could not start. The message names the file or setting at fault.
@@ -129,6 +134,8 @@ pub(crate) enum Applied {
     },
     /// A request with nothing to answer (member attributes).
     Done,
+    /// A membership change: the members after it.
+    Members(Vec<Member>),
 }
 
 pub(crate) type ApplyOutcome = Result<Applied, EtcdError>;
@@ -150,6 +157,15 @@ pub(crate) enum DriverInput {
         index: u64,
         term: u64,
     },
+    /// A membership change, answered by the apply thread under `change.id`. With
+    /// `learner_must_be_ready` (a promotion) the leader first checks that the learner caught
+    /// up, and a member that does not lead answers "not leader".
+    ProposeConfChange {
+        change: ConfChange,
+        learner_must_be_ready: bool,
+    },
+    /// Hand leadership to this member (the leader only).
+    TransferLeader(u64),
     /// A raft message from a peer.
     Step(Message),
     /// A MsgSnapshot from the leader whose data arrived whole at `data`.
@@ -210,6 +226,11 @@ pub(crate) struct Shared {
     pub(crate) transport: Transport,
     /// Lease renewals and lookups this member sends to the leader.
     pub(crate) leader_client: crate::forward::LeaderClient,
+    /// Whether this member is a learner (it refuses client writes and linearizable reads).
+    pub(crate) is_learner: AtomicBool,
+    /// `--strict-reconfig-check`: refuse membership changes that would leave too few started
+    /// members for a quorum.
+    pub(crate) strict_reconfig_check: bool,
     pub(crate) proposals: Waiters<ApplyOutcome>,
     pub(crate) read_states: Waiters<u64>,
     pub(crate) applied: watch::Sender<u64>,
@@ -231,22 +252,7 @@ pub(crate) struct Shared {
 impl Shared {
     /// The members of the cluster, from the store; the error says what is corrupt.
     pub(crate) fn members(&self) -> Result<Vec<Member>, String> {
-        let mut members = Vec::new();
-        let mut corrupt = None;
-        self.backend
-            .read()
-            .for_each(Bucket::Members, &[], None, |_, value| {
-                match Member::decode(value) {
-                    Ok(member) => members.push(member),
-                    Err(e) => corrupt = Some(e.to_string()),
-                }
-                std::ops::ControlFlow::Continue(())
-            })
-            .map_err(|e| e.to_string())?;
-        match corrupt {
-            Some(corrupt) => Err(format!("corrupt member record: {corrupt}")),
-            None => Ok(members),
-        }
+        crate::peers::read_members(&self.backend)
     }
 
     /// Waits until the apply thread has applied `index`; past `deadline` answers
@@ -313,6 +319,7 @@ impl EtcdServer {
             let members: Vec<InitialMember> = bootstrap
                 .members
                 .iter()
+                .filter(|_| !bootstrap.existing)
                 .map(|member| InitialMember {
                     id: member.id,
                     context: member.encode_to_vec(),
@@ -375,6 +382,7 @@ impl EtcdServer {
                 Arc::clone(&backend),
                 dirs.snap.clone(),
             )),
+            Arc::new(crate::peers::MembersInfo::new(Arc::clone(&backend))),
             peer_events_tx,
             runtime,
         );
@@ -397,6 +405,8 @@ impl EtcdServer {
             driver: driver_tx,
             transport,
             leader_client: crate::forward::LeaderClient::default(),
+            is_learner: AtomicBool::new(false),
+            strict_reconfig_check: options.strict_reconfig_check,
             proposals: Waiters::default(),
             read_states: Waiters::default(),
             applied: watch::Sender::new(applied),
@@ -414,6 +424,10 @@ impl EtcdServer {
         });
 
         crate::peers::refresh(&shared)?;
+        if shared.members().map_err(StartError::Peers)?.is_empty() {
+            // Joining: nothing applied yet; the members a peer told of answer the leader.
+            crate::peers::set_peers(&shared, &options.bootstrap.members);
+        }
         runtime.spawn(crate::peers::forward_events(
             Arc::clone(&shared),
             peer_events_rx,
@@ -524,6 +538,51 @@ impl EtcdServer {
                 }
             }
         }
+    }
+
+    /// Proposes a membership change and waits (at most the request timeout) for it to be
+    /// applied; answers the members after it.
+    pub(crate) async fn configure(
+        &self,
+        mut change: ConfChange,
+        learner_must_be_ready: bool,
+    ) -> Result<Vec<Member>, EtcdError> {
+        let shared = &self.shared;
+        if shared.stopped.load(Ordering::SeqCst) {
+            return Err(EtcdError::Stopped);
+        }
+        change.id = shared.ids.next();
+        let id = change.id;
+        let answer = shared.proposals.register(id);
+        let deadline = tokio::time::Instant::now() + shared.request_timeout;
+        let input = DriverInput::ProposeConfChange {
+            change,
+            learner_must_be_ready,
+        };
+        if shared.driver.send(input).await.is_err() {
+            shared.proposals.cancel(id);
+            return Err(EtcdError::Stopped);
+        }
+        match tokio::time::timeout_at(deadline, answer).await {
+            Ok(Ok(Ok(Applied::Members(members)))) => Ok(members),
+            Ok(Ok(Ok(other))) => Err(EtcdError::Internal(format!(
+                "a membership change answered {other:?}"
+            ))),
+            Ok(Ok(Err(err))) => Err(err),
+            Ok(Err(_)) => Err(EtcdError::Stopped),
+            Err(_) => {
+                shared.proposals.cancel(id);
+                Err(EtcdError::Timeout)
+            }
+        }
+    }
+
+    /// etcd's learner rule: a learner serves only Status and serializable ranges.
+    pub(crate) fn refuse_on_learner(&self) -> Result<(), EtcdError> {
+        if self.shared.is_learner.load(Ordering::Relaxed) {
+            return Err(EtcdError::NotSupportedForLearner);
+        }
+        Ok(())
     }
 
     /// Waits until this member has applied everything committed before the call: the

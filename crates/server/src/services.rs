@@ -10,12 +10,9 @@ use stead_proto::etcdserverpb::{
     AlarmRequest, AlarmResponse, CompactionRequest, CompactionResponse, DefragmentRequest,
     DefragmentResponse, DeleteRangeRequest, DeleteRangeResponse, DowngradeRequest,
     DowngradeResponse, HashKvRequest, HashKvResponse, HashRequest, HashResponse,
-    InternalRaftRequest, MemberAddRequest, MemberAddResponse, MemberListRequest,
-    MemberListResponse, MemberPromoteRequest, MemberPromoteResponse, MemberRemoveRequest,
-    MemberRemoveResponse, MemberUpdateRequest, MemberUpdateResponse, MoveLeaderRequest,
-    MoveLeaderResponse, PutRequest, PutResponse, RangeRequest, RangeResponse, ResponseHeader,
-    SnapshotRequest, SnapshotResponse, StatusRequest, StatusResponse, TxnRequest, TxnResponse,
-    cluster_server::Cluster, kv_server::Kv, maintenance_server::Maintenance,
+    InternalRaftRequest, MoveLeaderRequest, MoveLeaderResponse, PutRequest, PutResponse,
+    RangeRequest, RangeResponse, SnapshotRequest, SnapshotResponse, StatusRequest, StatusResponse,
+    TxnRequest, TxnResponse, kv_server::Kv, maintenance_server::Maintenance,
     request_op::Request as RequestOpKind,
 };
 use tonic::{Request, Response, Status};
@@ -79,6 +76,9 @@ impl Kv for EtcdServer {
         request: Request<RangeRequest>,
     ) -> Result<Response<RangeResponse>, Status> {
         let request = request.into_inner();
+        if !request.serializable {
+            self.refuse_on_learner()?;
+        }
         validate::check_range(&request)?;
         if !request.serializable {
             self.linearizable_read().await?;
@@ -90,6 +90,7 @@ impl Kv for EtcdServer {
     }
 
     async fn put(&self, request: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
+        self.refuse_on_learner()?;
         let request = request.into_inner();
         validate::check_put(&request)?;
         self.check_quota(put_cost(&request))?;
@@ -110,6 +111,7 @@ impl Kv for EtcdServer {
         &self,
         request: Request<DeleteRangeRequest>,
     ) -> Result<Response<DeleteRangeResponse>, Status> {
+        self.refuse_on_learner()?;
         let request = request.into_inner();
         validate::check_delete(&request)?;
         let applied = self
@@ -126,6 +128,7 @@ impl Kv for EtcdServer {
     }
 
     async fn txn(&self, request: Request<TxnRequest>) -> Result<Response<TxnResponse>, Status> {
+        self.refuse_on_learner()?;
         let request = request.into_inner();
         validate::check_txn(&request, self.shared.max_txn_ops)?;
         if request::is_txn_read_only(&request) {
@@ -155,6 +158,7 @@ impl Kv for EtcdServer {
         &self,
         request: Request<CompactionRequest>,
     ) -> Result<Response<CompactionResponse>, Status> {
+        self.refuse_on_learner()?;
         let request = request.into_inner();
         let physical_wanted = request.physical;
         let applied = self
@@ -261,9 +265,12 @@ impl Maintenance for EtcdServer {
 
     async fn move_leader(
         &self,
-        _request: Request<MoveLeaderRequest>,
+        request: Request<MoveLeaderRequest>,
     ) -> Result<Response<MoveLeaderResponse>, Status> {
-        Err(unimplemented("MoveLeader"))
+        self.move_leader(request.into_inner().target_id).await?;
+        Ok(Response::new(MoveLeaderResponse {
+            header: Some(self.header(None)),
+        }))
     }
 
     async fn downgrade(
@@ -271,55 +278,5 @@ impl Maintenance for EtcdServer {
         _request: Request<DowngradeRequest>,
     ) -> Result<Response<DowngradeResponse>, Status> {
         Err(unimplemented("Downgrade"))
-    }
-}
-
-#[tonic::async_trait]
-impl Cluster for EtcdServer {
-    async fn member_add(
-        &self,
-        _request: Request<MemberAddRequest>,
-    ) -> Result<Response<MemberAddResponse>, Status> {
-        Err(unimplemented("MemberAdd"))
-    }
-
-    async fn member_remove(
-        &self,
-        _request: Request<MemberRemoveRequest>,
-    ) -> Result<Response<MemberRemoveResponse>, Status> {
-        Err(unimplemented("MemberRemove"))
-    }
-
-    async fn member_update(
-        &self,
-        _request: Request<MemberUpdateRequest>,
-    ) -> Result<Response<MemberUpdateResponse>, Status> {
-        Err(unimplemented("MemberUpdate"))
-    }
-
-    async fn member_list(
-        &self,
-        request: Request<MemberListRequest>,
-    ) -> Result<Response<MemberListResponse>, Status> {
-        if request.get_ref().linearizable {
-            self.linearizable_read().await?;
-        }
-        let members = self.members()?;
-        // etcd's cluster header carries no revision.
-        let header = ResponseHeader {
-            revision: 0,
-            ..self.header(None)
-        };
-        Ok(Response::new(MemberListResponse {
-            header: Some(header),
-            members,
-        }))
-    }
-
-    async fn member_promote(
-        &self,
-        _request: Request<MemberPromoteRequest>,
-    ) -> Result<Response<MemberPromoteResponse>, Status> {
-        Err(unimplemented("MemberPromote"))
     }
 }

@@ -40,6 +40,7 @@ impl Watch for EtcdServer {
         &self,
         request: Request<Streaming<WatchRequest>>,
     ) -> Result<Response<Self::WatchStream>, Status> {
+        self.refuse_on_learner()?;
         if self.shared.stopped.load(Ordering::SeqCst) {
             return Err(EtcdError::Stopped.into());
         }

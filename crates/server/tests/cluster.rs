@@ -377,3 +377,306 @@ async fn a_follower_far_behind_catches_up_from_the_leaders_snapshot() {
     revisions.dedup();
     assert_eq!(revisions.len(), 1, "members differ: {revisions:?}");
 }
+
+/// Configures (does not start) a member joining `cluster` under `name`: `--initial-cluster`
+/// lists the running members and the newcomer, with `--initial-cluster-state existing`.
+fn joining_member(dir: &std::path::Path, cluster: &Cluster, name: &str) -> Member {
+    let mut member = Member::configure(&dir.join(name), &["--initial-cluster-state", "existing"]);
+    member.name = name.to_owned();
+    let mut initial: Vec<String> = cluster
+        .members
+        .iter()
+        .filter(|m| m.is_running())
+        .map(|m| format!("{}={}", m.name, m.peer_url()))
+        .collect();
+    initial.push(format!("{}={}", member.name, member.peer_url()));
+    member.initial_cluster = Some(initial.join(","));
+    member
+}
+
+/// The member ID of `member` as the cluster lists it.
+async fn id_of(client: &mut Client, member: &Member) -> u64 {
+    let list = client.member_list().await.unwrap();
+    list.members()
+        .iter()
+        .find(|m| m.peer_urls() == [member.peer_url()])
+        .unwrap_or_else(|| panic!("{} is not listed", member.name))
+        .id()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_learner_catches_up_by_snapshot_refuses_clients_and_is_promoted() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::start(dir.path(), 3, &["--snapshot-count", "500"]);
+    // More than the leader keeps in its log after a snapshot: the learner needs the snapshot.
+    let stop = Arc::new(AtomicBool::new(false));
+    let acks = Arc::new(AtomicU64::new(0));
+    let writers = start_writers(&cluster, 16, &stop, &acks);
+    wait_acks(&acks, 6_000).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut acked = Acknowledged::new();
+    for writer in writers {
+        acked.extend(writer.await.expect("writer"));
+    }
+    let mut client = cluster.client().await;
+    client.put("before-learner", "yes", None).await.unwrap();
+
+    let mut learner = joining_member(dir.path(), &cluster, "learner");
+    let added = client
+        .member_add(
+            [learner.peer_url()],
+            Some(etcd_client::MemberAddOptions::new().with_is_learner()),
+        )
+        .await
+        .unwrap();
+    let learner_id = added.member().unwrap().id();
+    assert!(added.member().unwrap().is_learner());
+    // A second learner is one too many (etcd 3.4 allows one).
+    let second = client
+        .member_add(
+            ["http://127.0.0.1:1"],
+            Some(etcd_client::MemberAddOptions::new().with_is_learner()),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        common::status_of(second),
+        (
+            tonic::Code::FailedPrecondition,
+            "etcdserver: too many learner members in cluster".to_owned()
+        )
+    );
+    learner.relaunch();
+    learner.wait_ready();
+    wait_local_value(&learner, "before-learner", "yes").await;
+    assert!(
+        learner.log().contains("installed the leader's snapshot"),
+        "the learner caught up without a snapshot:\n{}",
+        learner.log()
+    );
+    // A learner serves serializable reads only.
+    let mut direct = client_of(&learner).await;
+    let refused = direct.get("before-learner", None).await.unwrap_err();
+    assert_eq!(
+        common::status_of(refused),
+        (
+            tonic::Code::Unavailable,
+            "etcdserver: rpc not supported for learner".to_owned()
+        )
+    );
+    let refused = direct.put("k", "v", None).await.unwrap_err();
+    assert_eq!(
+        common::status_of(refused).1,
+        "etcdserver: rpc not supported for learner"
+    );
+    // Promoted once caught up (asked through a member that may not lead: it forwards).
+    let deadline = Instant::now() + WITHIN;
+    let promoted = loop {
+        match client.member_promote(learner_id).await {
+            Ok(response) => break response,
+            Err(err) => {
+                let (_, message) = common::status_of(err);
+                assert_eq!(
+                    message,
+                    "etcdserver: can only promote a learner member which is in sync with leader"
+                );
+                assert!(Instant::now() < deadline, "never promoted");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    let entry = promoted
+        .members()
+        .iter()
+        .find(|m| m.id() == learner_id)
+        .unwrap();
+    assert!(!entry.is_learner());
+    let again = client.member_promote(learner_id).await.unwrap_err();
+    assert_eq!(
+        common::status_of(again).1,
+        "etcdserver: can only promote a learner member"
+    );
+    // Now a voter: it serves everything.
+    let deadline = Instant::now() + WITHIN;
+    while direct.put("through-promoted", "ok", None).await.is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the promoted member refuses writes"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let got = direct.get("before-learner", None).await.unwrap();
+    assert_eq!(got.kvs()[0].value_str().unwrap(), "yes");
+    assert_all_present(&cluster, &acked).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_member_stops_and_a_wiped_one_rejoins_as_a_new_member() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::start(dir.path(), 3, &[]);
+    let mut client = cluster.client().await;
+    client.put("before", "removal", None).await.unwrap();
+    let leader = cluster.leader().await;
+    let removed = (leader + 1) % 3;
+    let removed_id = id_of(&mut client, &cluster.members[removed]).await;
+    let after = client.member_remove(removed_id).await.unwrap();
+    assert_eq!(after.members().len(), 2);
+    // The removed member stops itself.
+    let status = cluster.members[removed].wait_exit();
+    assert!(
+        cluster.members[removed]
+            .log()
+            .contains("the member has been permanently removed from the cluster"),
+        "{status}:\n{}",
+        cluster.members[removed].log()
+    );
+    // Removing it again: not a member any more.
+    let again = client.member_remove(removed_id).await.unwrap_err();
+    assert_eq!(
+        common::status_of(again),
+        (
+            tonic::Code::NotFound,
+            "etcdserver: member not found".to_owned()
+        )
+    );
+    let mut client = Client::connect([cluster.members[leader].client_url()], None)
+        .await
+        .unwrap();
+    client.put("after", "removal", None).await.unwrap();
+
+    // Its data dir wiped, the same process comes back as a new member.
+    let old = cluster.members.remove(removed);
+    let peer_url = old.peer_url();
+    std::fs::remove_dir_all(&old.data_dir).unwrap();
+    let mut rejoined = joining_member(dir.path(), &cluster, &old.name);
+    drop(old);
+    let added = client.member_add([peer_url.clone()], None).await;
+    let added = added.unwrap();
+    assert_ne!(added.member().unwrap().id(), removed_id);
+    rejoined = {
+        // Same peer URL as the member added.
+        let mut member = rejoined;
+        member.peer_port = peer_url.rsplit(':').next().unwrap().parse().unwrap();
+        let mut initial: Vec<String> = cluster
+            .members
+            .iter()
+            .map(|m| format!("{}={}", m.name, m.peer_url()))
+            .collect();
+        initial.push(format!("{}={}", member.name, member.peer_url()));
+        member.initial_cluster = Some(initial.join(","));
+        member
+    };
+    rejoined.relaunch();
+    rejoined.wait_ready();
+    wait_local_value(&rejoined, "after", "removal").await;
+    wait_local_value(&rejoined, "before", "removal").await;
+    let mut direct = client_of(&rejoined).await;
+    direct.put("through-rejoined", "ok", None).await.unwrap();
+    assert_eq!(client.member_list().await.unwrap().members().len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leadership_moves_to_the_member_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::start(dir.path(), 3, &[]);
+    let leader = cluster.leader().await;
+    let target = (leader + 2) % 3;
+    let mut on_leader = client_of(&cluster.members[leader]).await;
+    let target_id = id_of(&mut on_leader, &cluster.members[target]).await;
+    // Only the leader moves leadership.
+    let mut on_target = client_of(&cluster.members[target]).await;
+    let refused = on_target.move_leader(target_id).await.unwrap_err();
+    assert_eq!(
+        common::status_of(refused),
+        (
+            tonic::Code::FailedPrecondition,
+            "etcdserver: not leader".to_owned()
+        )
+    );
+    let unknown = on_leader.move_leader(12345).await.unwrap_err();
+    assert_eq!(
+        common::status_of(unknown).1,
+        "etcdserver: bad leader transferee"
+    );
+    on_leader.move_leader(target_id).await.unwrap();
+    assert_eq!(cluster.leader().await, target);
+    for member in &cluster.members {
+        let status = client_of(member).await.status().await.unwrap();
+        assert_eq!(status.leader(), target_id, "{}", member.name);
+    }
+    // Writes go on under the new leader.
+    on_leader.put("after-move", "ok", None).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_of_another_cluster_is_refused_by_the_peers() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::start(dir.path(), 3, &[]);
+    // A member started with another token thinks it belongs to a different cluster.
+    let mut stale = Member::configure(
+        &dir.path().join("stale"),
+        &["--initial-cluster-token", "another-cluster"],
+    );
+    stale.name = "stale".to_owned();
+    let mut initial: Vec<String> = cluster
+        .members
+        .iter()
+        .map(|m| format!("{}={}", m.name, m.peer_url()))
+        .collect();
+    initial.push(format!("stale={}", stale.peer_url()));
+    stale.initial_cluster = Some(initial.join(","));
+    stale.relaunch();
+    let deadline = Instant::now() + WITHIN;
+    while !stale.log().contains("request cluster ID mismatch") {
+        assert!(
+            Instant::now() < deadline,
+            "the stale member was not refused:\n{}",
+            stale.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The cluster is not disturbed.
+    let mut client = cluster.client().await;
+    client.put("still", "fine", None).await.unwrap();
+    assert_eq!(client.member_list().await.unwrap().members().len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_forwards_lease_renewals_and_lookups_to_the_leader() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::start(dir.path(), 3, &[]);
+    let leader = cluster.leader().await;
+    let follower = (leader + 1) % 3;
+    let mut on_follower = client_of(&cluster.members[follower]).await;
+    let granted = on_follower.lease_grant(30, None).await.unwrap();
+    let id = granted.id();
+    on_follower
+        .put(
+            "leased",
+            "v",
+            Some(etcd_client::PutOptions::new().with_lease(id)),
+        )
+        .await
+        .unwrap();
+    let (mut keeper, mut responses) = on_follower.lease_keep_alive(id).await.unwrap();
+    keeper.keep_alive().await.unwrap();
+    let renewed = responses
+        .message()
+        .await
+        .unwrap()
+        .expect("a keep-alive answer");
+    assert_eq!((renewed.id(), renewed.ttl()), (id, 30));
+    let ttl = on_follower
+        .lease_time_to_live(
+            id,
+            Some(etcd_client::LeaseTimeToLiveOptions::new().with_keys()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ttl.granted_ttl(), 30);
+    assert!(ttl.ttl() > 0 && ttl.ttl() <= 30, "ttl {}", ttl.ttl());
+    assert_eq!(ttl.keys(), [b"leased".to_vec()]);
+    // A lease the leader does not know: TTL -1, as etcd answers.
+    let missing = on_follower.lease_time_to_live(12345, None).await.unwrap();
+    assert_eq!(missing.ttl(), -1);
+}

@@ -3,11 +3,13 @@
 //!
 //! Owns: the TCP connections between members, the wire format on them, the bounded per-peer
 //! queues, reconnecting with backoff, refusing members of another cluster or removed members,
-//! and moving snapshot data from a [`SnapshotSource`] on the leader to a verified, fsynced file
-//! on the follower. Does not own: raft itself or what a message means (the node and its driver
-//! in `stead-server` step what arrives and react to the events), which members exist (the
-//! server calls [`Transport::set_peers`] and [`Transport::mark_removed`]), or what snapshot
-//! data is (it is opaque bytes here, read from the source and written to a file).
+//! moving snapshot data from a [`SnapshotSource`] on the leader to a verified, fsynced file
+//! on the follower, and telling a member that is joining the cluster's ID and members (from a
+//! [`ClusterInfoSource`], fetched with [`fetch_cluster_info`]). Does not own: raft itself or
+//! what a message means (the node and its driver in `stead-server` step what arrives and react
+//! to the events), which members exist (the server calls [`Transport::set_peers`] and
+//! [`Transport::mark_removed`]), or what snapshot data and the member list are (opaque bytes
+//! here: read from the source and written to a file, or answered as given).
 //!
 //! # Design
 //!
@@ -25,22 +27,39 @@
 //! Snapshots (`MsgSnapshot`) travel on a **separate connection per snapshot**, chunked and
 //! checksummed, so a large snapshot never delays heartbeats. At most one is in flight per peer.
 //!
+//! A member joining a running cluster (`--initial-cluster-state existing`) knows only the other
+//! members' peer URLs. Before it starts raft it asks them, one **cluster info** connection each
+//! until one answers, for the cluster's ID and member list (etcd's `GET <peerURL>/members`).
+//!
 //! # Wire format
 //!
 //! All integers are big-endian.
 //!
-//! Handshake, on both kinds of connection. The dialer sends 33 bytes:
+//! Handshake, on every kind of connection. The dialer sends 33 bytes:
 //!
 //! ```text
-//! magic "STEADPR1" (8) | kind u8 (1 raft stream, 2 snapshot) | cluster_id u64 | from u64 | to u64
+//! magic "STEADPR1" (8) | kind u8 | cluster_id u64 | from u64 | to u64
+//!     kind: 1 raft stream, 2 snapshot, 3 cluster info
 //! ```
 //!
 //! `from` is the dialer's member ID, `to` the member it means to reach. The listener answers
 //! `code u8 | text length u16 | UTF-8 text`, code 0 accepting, any other refusing and closing:
 //! 1 cluster ID mismatch, 2 `to` is not this member, 3 `from` was removed from the cluster,
-//! 4 bad magic or protocol version. A refused dialer logs the text once per distinct refusal and
-//! retries with backoff, except on code 3: then it emits [`TransportEvent::Removed`] and stops
-//! dialing that peer.
+//! 4 bad magic or protocol version (or an unknown kind). A refused dialer logs the text once per
+//! distinct refusal and retries with backoff, except on code 3: then it emits
+//! [`TransportEvent::Removed`] and stops dialing that peer.
+//!
+//! Cluster info, kind 3: the dialer is not a started member and knows no IDs, so it sends
+//! `cluster_id`, `from` and `to` as 0 and the listener checks none of them (only the magic and
+//! the kind: code 4). The listener accepts (code 0, empty text), then writes
+//!
+//! ```text
+//! cluster_id u64 | length u32 | members    (length <= frame_bytes_max)
+//! ```
+//!
+//! and closes: [`TransportConfig::cluster_id`], then the bytes [`ClusterInfoSource`] gives. The
+//! listener closes without them when they are over its `frame_bytes_max`; the dialer refuses
+//! more than 64 MiB.
 //!
 //! Raft stream, after the handshake, dialer to listener only:
 //!
@@ -72,6 +91,7 @@
 //! [`TransportConfig::snapshot_idle_timeout`]; nothing bounds the total time, so a large
 //! snapshot on a slow link still gets through.
 
+mod cluster_info;
 mod error;
 mod listener;
 mod peer;
@@ -82,19 +102,24 @@ mod wire;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use cluster_info::{ClusterInfo, FetchError, UrlFailure, fetch_cluster_info};
 pub use transport::Transport;
+
+/// [`TransportConfig::frame_bytes_max`] by default, and the most [`fetch_cluster_info`] takes.
+const FRAME_BYTES_MAX_DEFAULT: usize = 64 * 1024 * 1024;
 
 /// How a [`Transport`] behaves. [`TransportConfig::new`] fills in etcd-like defaults.
 #[derive(Clone, Debug)]
 pub struct TransportConfig {
     /// This member's ID; never 0.
     pub local_id: u64,
-    /// The cluster's ID; dialers from another cluster are refused.
+    /// The cluster's ID; dialers from another cluster are refused, joining members are told it.
     pub cluster_id: u64,
     /// Raft messages queued per peer; when full, new messages to that peer are dropped (raft
     /// retries) and the peer is reported unreachable.
     pub peer_queue_max: usize,
-    /// The largest raft message frame accepted or sent, in bytes.
+    /// The largest raft message frame accepted or sent, and the largest cluster info answered,
+    /// in bytes.
     pub frame_bytes_max: usize,
     /// Bound on connecting to a peer and completing the handshake, per address tried.
     pub dial_timeout: Duration,
@@ -122,7 +147,7 @@ impl TransportConfig {
             local_id,
             cluster_id,
             peer_queue_max: 4096,
-            frame_bytes_max: 64 * 1024 * 1024,
+            frame_bytes_max: FRAME_BYTES_MAX_DEFAULT,
             dial_timeout: Duration::from_secs(1),
             backoff_min: Duration::from_millis(50),
             backoff_max: Duration::from_secs(1),
@@ -142,6 +167,14 @@ pub trait SnapshotSource: Send + Sync + 'static {
         &self,
         message: &raft::eraftpb::Message,
     ) -> std::io::Result<Box<dyn std::io::Read + Send>>;
+}
+
+/// What a member tells a member that is joining: the cluster's members, encoded by the server
+/// (opaque here).
+pub trait ClusterInfoSource: Send + Sync + 'static {
+    /// The bytes to answer a cluster info query with (see [`fetch_cluster_info`]). Called on a
+    /// blocking thread, never on a tokio worker, once per query.
+    fn cluster_info(&self) -> Vec<u8>;
 }
 
 /// What the transport tells its owner, through the `events` channel given to

@@ -1,7 +1,8 @@
 //! Inbound connections: accept, check the dialer's handshake (cluster, addressee, removed
-//! members), then read a peer's raft stream into the events channel or hand a snapshot
-//! connection to `snapshot`. Owns the listener side of the handshake and the refusal texts.
-//! Does not own the listeners' sockets (the caller binds them) or what the messages mean.
+//! members), then read a peer's raft stream into the events channel, or hand a snapshot
+//! connection to `snapshot` and a cluster info query to `cluster_info`. Owns the listener side
+//! of the handshake and the refusal texts. Does not own the listeners' sockets (the caller binds
+//! them) or what the messages mean.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,9 +17,9 @@ use tracing::{debug, info, warn};
 
 use crate::TransportEvent;
 use crate::error::TransportError;
-use crate::snapshot;
 use crate::transport::Shared;
 use crate::wire::{self, HELLO_BYTES, Hello, Refusal, StreamKind};
+use crate::{cluster_info, snapshot};
 
 /// Inbound connections served at once per listener; more are closed as soon as accepted.
 const INBOUND_CONNECTIONS_MAX: usize = 1024;
@@ -110,11 +111,17 @@ async fn serve_connection(shared: Arc<Shared>, mut stream: TcpStream, address: S
     match hello.kind {
         StreamKind::Raft => serve_raft_stream(shared, stream, hello.from).await,
         StreamKind::Snapshot => snapshot::receive(shared, stream, hello.from).await,
+        StreamKind::ClusterInfo => cluster_info::answer(shared, stream, address).await,
     }
 }
 
 /// Why `hello` must be refused, if it must: the code and the text the dialer logs.
 fn check(shared: &Shared, hello: &Hello) -> Option<(Refusal, String)> {
+    if hello.kind == StreamKind::ClusterInfo {
+        // Asked by a member that is joining: it knows neither the cluster ID nor any member ID
+        // yet (it sends 0s), and it learns only what any member would tell it.
+        return None;
+    }
     let config = &shared.config;
     if hello.cluster_id != config.cluster_id {
         return Some((

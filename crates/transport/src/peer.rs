@@ -1,8 +1,9 @@
 //! One peer's outbound raft stream: dial (first working URL, with backoff), handshake, then
 //! write the peer's queued messages until the connection breaks, and again. Owns dialing and
-//! the handshake from the dialer's side (snapshots dial through [`dial`] too), the backoff, and
-//! the connected/lost logs. Does not own the queue's admission policy (`transport`), or
-//! anything the peer sends us (that arrives on the peer's own stream, in `listener`).
+//! the handshake from the dialer's side (snapshots dial through [`dial`] too, cluster info
+//! queries through [`connect`]), the backoff, and the connected/lost logs. Does not own the
+//! queue's admission policy (`transport`), or anything the peer sends us (that arrives on the
+//! peer's own stream, in `listener`).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -157,51 +158,50 @@ pub(crate) async fn dial(
         from: shared.config.local_id,
         to: link.id,
     };
-    let dial_timeout = shared.config.dial_timeout;
     let mut last_error = TransportError::NoUrls;
     for url in link.urls() {
-        let host_port = match host_port(&url) {
-            Ok(host_port) => host_port,
-            Err(error) => {
-                last_error = error;
-                continue;
-            }
-        };
-        let addresses =
-            match tokio::time::timeout(dial_timeout, tokio::net::lookup_host(host_port)).await {
-                Ok(Ok(addresses)) => addresses.collect::<Vec<_>>(),
-                Ok(Err(error)) => {
-                    last_error = error.into();
-                    continue;
-                }
-                Err(_) => {
-                    last_error = TransportError::Timeout {
-                        timeout_ms: dial_timeout.as_millis(),
-                    };
-                    continue;
-                }
-            };
-        if addresses.is_empty() {
-            last_error = TransportError::NoAddress { url: url.clone() };
+        match connect(&url, &hello, shared.config.dial_timeout).await {
+            Ok(stream) => return Ok(stream),
+            Err(error @ TransportError::Refused { .. }) => return Err(error),
+            Err(error) => last_error = error,
         }
-        for address in addresses {
-            let attempt = async {
-                let mut stream = TcpStream::connect(address).await?;
-                stream.set_nodelay(true)?;
-                wire::write_all(&mut stream, &hello.encode(), dial_timeout).await?;
-                wire::read_answer(&mut stream).await?;
-                Ok::<TcpStream, TransportError>(stream)
-            };
-            match tokio::time::timeout(dial_timeout, attempt).await {
-                Ok(Ok(stream)) => return Ok(stream),
-                Ok(Err(error @ TransportError::Refused { .. })) => return Err(error),
-                Ok(Err(error)) => last_error = error,
-                Err(_) => {
-                    last_error = TransportError::Timeout {
-                        timeout_ms: dial_timeout.as_millis(),
-                    };
-                }
-            }
+    }
+    Err(last_error)
+}
+
+/// Connects to the first address of the peer URL `url` that works and completes the handshake
+/// `hello`. Resolving the URL and each address tried are bounded by `timeout`. A refusal is
+/// returned at once: the next address is the same member.
+pub(crate) async fn connect(
+    url: &str,
+    hello: &Hello,
+    timeout: Duration,
+) -> Result<TcpStream, TransportError> {
+    let timed_out = || TransportError::Timeout {
+        timeout_ms: timeout.as_millis(),
+    };
+    let host_port = host_port(url)?;
+    let addresses = match tokio::time::timeout(timeout, tokio::net::lookup_host(host_port)).await {
+        Ok(Ok(addresses)) => addresses,
+        Ok(Err(error)) => return Err(error.into()),
+        Err(_) => return Err(timed_out()),
+    };
+    let mut last_error = TransportError::NoAddress {
+        url: url.to_string(),
+    };
+    for address in addresses {
+        let attempt = async {
+            let mut stream = TcpStream::connect(address).await?;
+            stream.set_nodelay(true)?;
+            wire::write_all(&mut stream, &hello.encode(), timeout).await?;
+            wire::read_answer(&mut stream).await?;
+            Ok::<TcpStream, TransportError>(stream)
+        };
+        match tokio::time::timeout(timeout, attempt).await {
+            Ok(Ok(stream)) => return Ok(stream),
+            Ok(Err(error @ TransportError::Refused { .. })) => return Err(error),
+            Ok(Err(error)) => last_error = error,
+            Err(_) => last_error = timed_out(),
         }
     }
     Err(last_error)

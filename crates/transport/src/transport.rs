@@ -20,7 +20,9 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, info};
 
-use crate::{SnapshotSource, TransportConfig, TransportEvent, listener, peer, snapshot};
+use crate::{
+    ClusterInfoSource, SnapshotSource, TransportConfig, TransportEvent, listener, peer, snapshot,
+};
 
 /// The shortest time between two unreachable reports for one peer.
 const UNREACHABLE_REPORT_INTERVAL: Duration = Duration::from_millis(100);
@@ -38,6 +40,8 @@ pub struct Transport {
 pub(crate) struct Shared {
     pub(crate) config: TransportConfig,
     pub(crate) source: Arc<dyn SnapshotSource>,
+    /// What cluster info queries are answered with.
+    pub(crate) info: Arc<dyn ClusterInfoSource>,
     /// The owner's channel. Readers of peer streams `send().await` into it (backpressure onto
     /// TCP); reports from [`Transport::send`] use `try_send` and are dropped when it is full.
     pub(crate) events: mpsc::Sender<TransportEvent>,
@@ -163,13 +167,16 @@ impl Shared {
 }
 
 impl Transport {
-    /// Starts serving `listeners` (already bound by the caller) and returns the handle. Events go
-    /// to `events` (a bounded tokio mpsc the caller owns; when it is full, the reader task
-    /// waits: TCP backpressure, never the driver).
+    /// Starts serving `listeners` (already bound by the caller) and returns the handle. Snapshot
+    /// data sent to peers comes from `source`; cluster info queries from joining members are
+    /// answered with `config.cluster_id` and what `info` gives. Events go to `events` (a bounded
+    /// tokio mpsc the caller owns; when it is full, the reader task waits: TCP backpressure,
+    /// never the driver).
     pub fn start(
         config: TransportConfig,
         listeners: Vec<TcpListener>,
         source: Arc<dyn SnapshotSource>,
+        info: Arc<dyn ClusterInfoSource>,
         events: mpsc::Sender<TransportEvent>,
         runtime: &Handle,
     ) -> Transport {
@@ -178,6 +185,7 @@ impl Transport {
         let shared = Arc::new(Shared {
             config,
             source,
+            info,
             events,
             runtime: runtime.clone(),
             removed_generation,

@@ -1,7 +1,8 @@
 //! The bytes on the wire (see the crate docs for the layout): the handshake and its answer, raft
-//! message frames, snapshot chunk framing, and reads and writes that give up when no byte moves
-//! for a while. Owns encoding and decoding; does not own connections, or what to do with a
-//! refusal or a bad frame (the `peer`, `listener` and `snapshot` modules decide).
+//! message frames, the cluster info answer, snapshot chunk framing, and reads and writes that
+//! give up when no byte moves for a while. Owns encoding and decoding; does not own
+//! connections, or what to do with a refusal or a bad frame (the `peer`, `listener`,
+//! `cluster_info` and `snapshot` modules decide).
 
 use std::time::Duration;
 
@@ -31,6 +32,9 @@ pub(crate) enum StreamKind {
     Raft,
     /// One snapshot message and its data, then the receiver's verdict.
     Snapshot,
+    /// The cluster's ID and members, from the listener to a member that is joining, then the
+    /// end of the connection.
+    ClusterInfo,
 }
 
 impl StreamKind {
@@ -38,6 +42,7 @@ impl StreamKind {
         match self {
             StreamKind::Raft => 1,
             StreamKind::Snapshot => 2,
+            StreamKind::ClusterInfo => 3,
         }
     }
 
@@ -45,6 +50,7 @@ impl StreamKind {
         match code {
             1 => Some(StreamKind::Raft),
             2 => Some(StreamKind::Snapshot),
+            3 => Some(StreamKind::ClusterInfo),
             _ => None,
         }
     }
@@ -181,17 +187,60 @@ pub(crate) fn encode_frame(
         buf.truncate(start);
         return Err(error.into());
     }
-    let length_bytes = buf.len() - start - 4;
+    let length = match frame_length(buf.len() - start - 4, frame_bytes_max) {
+        Ok(length) => length,
+        Err(error) => {
+            buf.truncate(start);
+            return Err(error);
+        }
+    };
+    buf[start..start + 4].copy_from_slice(&length.to_be_bytes());
+    Ok(())
+}
+
+/// The `length u32` of a frame of `length_bytes`, or [`TransportError::FrameTooLarge`] when it is
+/// over `frame_bytes_max` (or does not fit in a u32).
+fn frame_length(length_bytes: usize, frame_bytes_max: usize) -> Result<u32, TransportError> {
     let max_bytes = frame_bytes_max.min(u32::MAX as usize);
     if length_bytes > max_bytes {
-        buf.truncate(start);
         return Err(TransportError::FrameTooLarge {
             length_bytes,
             max_bytes,
         });
     }
-    buf[start..start + 4].copy_from_slice(&(length_bytes as u32).to_be_bytes());
+    // At most `u32::MAX`: the cast keeps every bit.
+    Ok(length_bytes as u32)
+}
+
+/// Appends the cluster info answer (`cluster_id u64 | length u32 | members`) to `buf`. Members
+/// over `frame_bytes_max` bytes leave `buf` as it was.
+pub(crate) fn encode_cluster_info(
+    cluster_id: u64,
+    members: &[u8],
+    buf: &mut Vec<u8>,
+    frame_bytes_max: usize,
+) -> Result<(), TransportError> {
+    let length = frame_length(members.len(), frame_bytes_max)?;
+    buf.reserve(8 + 4 + members.len());
+    buf.extend_from_slice(&cluster_id.to_be_bytes());
+    buf.extend_from_slice(&length.to_be_bytes());
+    buf.extend_from_slice(members);
     Ok(())
+}
+
+/// Reads the cluster info answer: the cluster ID and the members' bytes. A length over
+/// `frame_bytes_max` is an error before any of the bytes are read.
+pub(crate) async fn read_cluster_info<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    frame_bytes_max: usize,
+) -> Result<(u64, Vec<u8>), TransportError> {
+    let mut cluster_id = [0u8; 8];
+    read_exact(reader, &mut cluster_id, None).await?;
+    let mut members = Vec::new();
+    if !read_frame(reader, frame_bytes_max, &mut members, None).await? {
+        return Err(TransportError::Closed);
+    }
+    Ok((u64::from_be_bytes(cluster_id), members))
 }
 
 /// Reads one frame's protobuf bytes into `body`. `Ok(false)`: the stream ended cleanly before
@@ -341,6 +390,8 @@ mod tests {
             to: 3,
         }
         .encode();
+        bytes[8] = 3;
+        assert_eq!(Hello::decode(&bytes).unwrap().kind, StreamKind::ClusterInfo);
         bytes[8] = 9;
         assert_eq!(
             Hello::decode(&bytes),
@@ -348,6 +399,40 @@ mod tests {
         );
         bytes[7] = b'2';
         assert!(Hello::decode(&bytes).is_err());
+    }
+
+    #[tokio::test]
+    async fn cluster_info_round_trips_and_oversized_is_refused() {
+        let members = b"three members".to_vec();
+        let mut buf = vec![0xaa];
+        encode_cluster_info(0x1122_3344_5566_7788, &members, &mut buf, 13).unwrap();
+        assert_eq!(buf.len(), 1 + 8 + 4 + members.len());
+        assert!(matches!(
+            encode_cluster_info(1, &members, &mut buf, 12),
+            Err(TransportError::FrameTooLarge { .. })
+        ));
+        assert_eq!(buf.len(), 1 + 8 + 4 + members.len());
+
+        let mut reader = &buf[1..];
+        let (cluster_id, read) = read_cluster_info(&mut reader, 13).await.unwrap();
+        assert_eq!(cluster_id, 0x1122_3344_5566_7788);
+        assert_eq!(read, members);
+        assert!(reader.is_empty());
+        let mut reader = &buf[1..];
+        assert!(matches!(
+            read_cluster_info(&mut reader, 12).await,
+            Err(TransportError::FrameTooLarge { .. })
+        ));
+        let mut torn = &buf[1..10];
+        assert!(matches!(
+            read_cluster_info(&mut torn, 13).await,
+            Err(TransportError::Closed)
+        ));
+        let mut no_length = &buf[1..9];
+        assert!(matches!(
+            read_cluster_info(&mut no_length, 13).await,
+            Err(TransportError::Closed)
+        ));
     }
 
     #[test]

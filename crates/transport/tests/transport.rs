@@ -9,7 +9,10 @@ use std::time::Duration;
 
 use protobuf::Message as _;
 use raft::eraftpb::{Message, MessageType};
-use stead_transport::{SnapshotSource, Transport, TransportConfig, TransportEvent};
+use stead_transport::{
+    ClusterInfo, ClusterInfoSource, FetchError, SnapshotSource, Transport, TransportConfig,
+    TransportEvent, fetch_cluster_info,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -27,6 +30,15 @@ impl SnapshotSource for BytesSource {
             return Err(io::Error::other("no data for index 13"));
         }
         Ok(Box::new(io::Cursor::new(self.0.clone())))
+    }
+}
+
+/// A cluster info source that answers a fixed byte string.
+struct InfoBytes(Vec<u8>);
+
+impl ClusterInfoSource for InfoBytes {
+    fn cluster_info(&self) -> Vec<u8> {
+        self.0.clone()
     }
 }
 
@@ -127,6 +139,19 @@ fn start_on(
     cluster_id: u64,
     source: Arc<dyn SnapshotSource>,
 ) -> Member {
+    let info = Arc::new(InfoBytes(b"no members here".to_vec()));
+    start_answering(listener, edit, local_id, cluster_id, source, info)
+}
+
+/// [`start_on`], answering cluster info queries from `info`.
+fn start_answering(
+    listener: TcpListener,
+    edit: impl FnOnce(&mut TransportConfig),
+    local_id: u64,
+    cluster_id: u64,
+    source: Arc<dyn SnapshotSource>,
+    info: Arc<dyn ClusterInfoSource>,
+) -> Member {
     let dir = tempfile::tempdir().expect("tempdir");
     let snapshot_dir = dir.path().join("snap");
     let mut config = config(local_id, cluster_id, &snapshot_dir);
@@ -137,6 +162,7 @@ fn start_on(
         config,
         vec![listener],
         source,
+        info,
         sender,
         &tokio::runtime::Handle::current(),
     );
@@ -762,4 +788,170 @@ async fn stop_ends_the_listeners() {
     b.transport.send(vec![append(2, 1, 1)]);
     b.transport
         .set_peers(&[(1, vec!["http://127.0.0.1:1".to_string()])]);
+}
+
+/// A member answering cluster info queries with `members`.
+async fn start_with_info(
+    local_id: u64,
+    cluster_id: u64,
+    members: Vec<u8>,
+    edit: impl FnOnce(&mut TransportConfig),
+) -> Member {
+    start_answering(
+        bind().await,
+        edit,
+        local_id,
+        cluster_id,
+        Arc::new(BytesSource(Vec::new())),
+        Arc::new(InfoBytes(members)),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_joining_member_fetches_the_cluster_info() {
+    let members = pseudo_random(100_000, 0x1eaf);
+    let a = start_with_info(1, CLUSTER, members.clone(), |_| {}).await;
+
+    let info = fetch_cluster_info(&[a.url()], WAIT)
+        .await
+        .expect("cluster info");
+    assert_eq!(
+        info,
+        ClusterInfo {
+            cluster_id: CLUSTER,
+            members: members.clone(),
+        }
+    );
+
+    // Empty members are an answer too.
+    let b = start_with_info(2, CLUSTER, Vec::new(), |_| {}).await;
+    let info = fetch_cluster_info(&[b.url()], WAIT)
+        .await
+        .expect("cluster info");
+    assert_eq!(
+        info,
+        ClusterInfo {
+            cluster_id: CLUSTER,
+            members: Vec::new(),
+        }
+    );
+
+    // A member removed from the cluster, or of another cluster, may ask: nothing is checked.
+    a.transport.mark_removed(7);
+    let (mut stream, code, text) = raw_handshake(a.address, &hello(3, 0xdead, 7, 0x99)).await;
+    assert_eq!((code, text.as_str()), (0, ""));
+    let mut answer = Vec::new();
+    tokio::time::timeout(WAIT, stream.read_to_end(&mut answer))
+        .await
+        .expect("the answer and the close in time")
+        .expect("read the answer");
+    let mut expected = CLUSTER.to_be_bytes().to_vec();
+    expected.extend_from_slice(&(members.len() as u32).to_be_bytes());
+    expected.extend_from_slice(&members);
+    assert!(
+        answer == expected,
+        "the answer is not the documented layout"
+    );
+
+    // The queries left no trace in the events.
+    let mut a = a;
+    assert_eq!(a.drain(), Vec::new());
+    a.transport.stop().await;
+    b.transport.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_info_comes_from_the_first_member_that_answers() {
+    let a = start_with_info(1, CLUSTER, b"the members".to_vec(), |_| {}).await;
+    let closed = format!("http://{}", reserve_address().await);
+    let info = fetch_cluster_info(&[closed, a.url()], WAIT)
+        .await
+        .expect("cluster info from the second URL");
+    assert_eq!(
+        info,
+        ClusterInfo {
+            cluster_id: CLUSTER,
+            members: b"the members".to_vec(),
+        }
+    );
+    a.transport.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_info_fails_naming_every_url() {
+    // Nothing listening; a listener that accepts and never answers; a URL that is not http://;
+    // a member whose members are over its frame limit.
+    let closed = format!("http://{}", reserve_address().await);
+    let silent_listener = bind().await;
+    let silent = format!("http://{}", silent_listener.local_addr().expect("address"));
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        loop {
+            let (stream, _) = silent_listener.accept().await.expect("accept");
+            held.push(stream);
+        }
+    });
+    let https = "https://127.0.0.1:2380".to_string();
+    let big = start_with_info(1, CLUSTER, vec![7; 2048], |config| {
+        config.frame_bytes_max = 1024
+    })
+    .await;
+    let urls = vec![closed.clone(), silent.clone(), https.clone(), big.url()];
+
+    let error = fetch_cluster_info(&urls, Duration::from_millis(300))
+        .await
+        .expect_err("no URL answers");
+    let text = error.to_string();
+    assert!(
+        text.starts_with(&format!(
+            "cannot fetch cluster info from any of [{}]: ",
+            urls.join(", ")
+        )),
+        "{text}"
+    );
+    let FetchError::AllFailed { failures } = &error else {
+        panic!("expected every URL to fail: {error:?}");
+    };
+    let tried: Vec<&str> = failures
+        .iter()
+        .map(|failure| failure.url.as_str())
+        .collect();
+    assert_eq!(tried, urls);
+    for failure in failures {
+        assert!(text.contains(&failure.to_string()), "{text}");
+    }
+    assert!(
+        failures[0].reason.to_lowercase().contains("refused"),
+        "{text}"
+    );
+    assert_eq!(failures[1].reason, "no answer within 300 ms", "{text}");
+    assert!(failures[2].reason.contains("only http://"), "{text}");
+    assert_eq!(
+        failures[3].reason, "the peer closed the connection",
+        "{text}"
+    );
+
+    let error = fetch_cluster_info(&[], WAIT)
+        .await
+        .expect_err("no URLs to ask");
+    assert_eq!(error, FetchError::NoUrls);
+    holder.abort();
+    big.transport.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_info_query_with_bad_magic_is_refused() {
+    let a = start_with_info(1, CLUSTER, b"the members".to_vec(), |_| {}).await;
+    let mut bad_magic = hello(3, 0, 0, 0);
+    bad_magic[0] = b'X';
+    let (mut stream, code, text) = raw_handshake(a.address, &bad_magic).await;
+    assert_eq!(code, 4);
+    assert_eq!(text, "bad magic or protocol version (want STEADPR1)");
+    // Refused and closed: no cluster info follows.
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(WAIT, stream.read_to_end(&mut rest))
+        .await
+        .expect("closed in time");
+    assert!(matches!(read, Ok(0) | Err(_)), "got more: {read:?}");
+    a.transport.stop().await;
 }

@@ -12,17 +12,20 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Mutex;
 
+use prost::Message as _;
+use std::time::Duration;
 use stead_backend::BackendOptions;
 use stead_lease::Checkpointing;
 use stead_node::{MemberDirs, WalLog, WalLogOptions};
 use stead_proto::etcdserverpb::{
-    Member, cluster_server::ClusterServer, kv_server::KvServer, lease_server::LeaseServer,
-    maintenance_server::MaintenanceServer, watch_server::WatchServer,
+    Member, MemberListResponse, cluster_server::ClusterServer, kv_server::KvServer,
+    lease_server::LeaseServer, maintenance_server::MaintenanceServer, watch_server::WatchServer,
 };
 use stead_server::config::{self, ClusterState, Invocation, LogLevel, ServerConfig};
 use stead_server::grpc_compat::EtcdCompatible;
-use stead_server::membership::{InitialCluster, Url};
+use stead_server::membership::{InitialCluster, Url, format_id, parse_initial_cluster};
 use stead_server::{BootstrapCluster, EtcdServer, GRPC_OVERHEAD_BYTES, ServerOptions};
+use stead_transport::fetch_cluster_info;
 use stead_wal::WalOptions;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
@@ -98,7 +101,11 @@ fn run(config: ServerConfig) -> ExitCode {
 }
 
 async fn serve(config: ServerConfig) -> Result<(), String> {
-    let options = server_options(&config)?;
+    let mut options = server_options(&config)?;
+    let dirs = MemberDirs::new(&config.data_dir, config.wal_dir.as_deref());
+    if config.initial_cluster_state == ClusterState::Existing && !WalLog::exists(&dirs.wal) {
+        options.bootstrap = join_existing(&config).await?;
+    }
     let client_listeners = bind_all(&config.listen_client_urls, "client").await?;
     let peer_listeners = bind_all(&config.listen_peer_urls, "peer").await?;
 
@@ -192,16 +199,56 @@ async fn stop(server: &EtcdServer, reason: &str) -> Result<(), String> {
     server.stop().await
 }
 
+/// How long asking a running member for the cluster may take, per member asked.
+const JOIN_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A new member of a running cluster (`--initial-cluster-state=existing`, after `member add`):
+/// asks the other members in `--initial-cluster` for the cluster's ID and members (etcd's
+/// `GetClusterFromRemotePeers`) and finds itself among them by its peer URLs.
+async fn join_existing(config: &ServerConfig) -> Result<BootstrapCluster, String> {
+    let own_urls: Vec<String> = config
+        .initial_advertise_peer_urls
+        .iter()
+        .map(Url::to_string)
+        .collect();
+    let others: Vec<String> = parse_initial_cluster(&config.initial_cluster)
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .filter(|(name, _)| *name != config.name)
+        .flat_map(|(_, urls)| urls.into_iter().map(|url| url.to_string()))
+        .collect();
+    let info = fetch_cluster_info(&others, JOIN_FETCH_TIMEOUT)
+        .await
+        .map_err(|e| format!("cannot join the existing cluster: {e}"))?;
+    let members = MemberListResponse::decode(info.members.as_slice())
+        .map_err(|e| format!("cannot join the existing cluster: bad member list: {e}"))?
+        .members;
+    let mut wanted = own_urls.clone();
+    wanted.sort();
+    let local = members.iter().find(|member| {
+        let mut urls = member.peer_ur_ls.clone();
+        urls.sort();
+        urls == wanted
+    });
+    let Some(local) = local else {
+        return Err(format!(
+            "error validating peerURLs: no member of cluster {} has the peer URLs {own_urls:?} \
+             of this member (add it with `member add` first)",
+            format_id(info.cluster_id)
+        ));
+    };
+    info!(member_id = %format_id(local.id), cluster_id = %format_id(info.cluster_id),
+        "joining an existing cluster");
+    Ok(BootstrapCluster {
+        member_id: local.id,
+        cluster_id: info.cluster_id,
+        members,
+        existing: true,
+    })
+}
+
 /// The member's options from the configuration.
 fn server_options(config: &ServerConfig) -> Result<ServerOptions, String> {
-    let dirs = MemberDirs::new(&config.data_dir, config.wal_dir.as_deref());
-    if config.initial_cluster_state == ClusterState::Existing && !WalLog::exists(&dirs.wal) {
-        return Err(
-            "stead: joining an existing cluster (--initial-cluster-state=existing) is not \
-             supported yet"
-                .into(),
-        );
-    }
     let initial = InitialCluster::from_config(config).map_err(|e| e.to_string())?;
     let bootstrap = BootstrapCluster {
         member_id: initial.local_member_id,
@@ -217,6 +264,7 @@ fn server_options(config: &ServerConfig) -> Result<ServerOptions, String> {
                 is_learner: member.is_learner,
             })
             .collect(),
+        existing: false,
     };
     let mut backend = BackendOptions::default();
     if let Some(interval) = config.backend_batch_interval {
@@ -242,6 +290,7 @@ fn server_options(config: &ServerConfig) -> Result<ServerOptions, String> {
         max_request_bytes: usize::try_from(config.max_request_bytes).unwrap_or(usize::MAX),
         max_txn_ops: usize::try_from(config.max_txn_ops).unwrap_or(usize::MAX),
         watch_progress_notify_interval: config.watch_progress_notify_interval,
+        strict_reconfig_check: config.strict_reconfig_check,
         lease_checkpointing: config.enable_lease_checkpoint.then_some(Checkpointing {
             interval: LEASE_CHECKPOINT_INTERVAL,
             persist: config.enable_lease_checkpoint_persist,
