@@ -141,6 +141,25 @@ impl EtcdServer {
     }
 }
 
+/// A request's peer URLs as etcd's `types.NewURLs` takes them (sorted), or etcd's "given
+/// member URLs are invalid".
+fn parse_peer_urls(texts: &[String]) -> Result<Vec<String>, EtcdError> {
+    Ok(parse_urls(texts)
+        .map_err(|_| EtcdError::MemberBadUrls)?
+        .iter()
+        .map(ToString::to_string)
+        .collect())
+}
+
+/// Whether a member other than `except` already has one of `urls`.
+fn peer_urls_taken(members: &[Member], urls: &[String], except: Option<u64>) -> bool {
+    members
+        .iter()
+        .filter(|m| Some(m.id) != except)
+        .flat_map(|m| &m.peer_ur_ls)
+        .any(|url| urls.contains(url))
+}
+
 /// A conf change for `member`, which travels as its context.
 fn conf_change(change_type: ConfChangeType, member: &Member) -> ConfChange {
     let mut change = ConfChange::default();
@@ -157,11 +176,7 @@ impl Cluster for EtcdServer {
         request: Request<MemberAddRequest>,
     ) -> Result<Response<MemberAddResponse>, Status> {
         let request = request.into_inner();
-        let peer_urls: Vec<String> = parse_urls(&request.peer_ur_ls)
-            .map_err(|_| EtcdError::MemberBadUrls)?
-            .iter()
-            .map(ToString::to_string)
-            .collect();
+        let peer_urls = parse_peer_urls(&request.peer_ur_ls)?;
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
@@ -182,11 +197,7 @@ impl Cluster for EtcdServer {
         if self.shared.strict_reconfig_check && !member.is_learner && !add_keeps_quorum(&members) {
             return Err(EtcdError::MemberNotEnoughStarted.into());
         }
-        if members
-            .iter()
-            .flat_map(|m| &m.peer_ur_ls)
-            .any(|url| member.peer_ur_ls.contains(url))
-        {
+        if peer_urls_taken(&members, &member.peer_ur_ls, None) {
             return Err(EtcdError::PeerUrlExist.into());
         }
         if member.is_learner && members.iter().filter(|m| m.is_learner).count() >= LEARNERS_MAX {
@@ -240,18 +251,9 @@ impl Cluster for EtcdServer {
         request: Request<MemberUpdateRequest>,
     ) -> Result<Response<MemberUpdateResponse>, Status> {
         let request = request.into_inner();
-        let peer_urls: Vec<String> = parse_urls(&request.peer_ur_ls)
-            .map_err(|_| EtcdError::MemberBadUrls)?
-            .iter()
-            .map(ToString::to_string)
-            .collect();
+        let peer_urls = parse_peer_urls(&request.peer_ur_ls)?;
         let (members, mut member) = self.existing_member(request.id)?;
-        if members
-            .iter()
-            .filter(|m| m.id != request.id)
-            .flat_map(|m| &m.peer_ur_ls)
-            .any(|url| peer_urls.contains(url))
-        {
+        if peer_urls_taken(&members, &peer_urls, Some(request.id)) {
             return Err(EtcdError::PeerUrlExist.into());
         }
         member.peer_ur_ls = peer_urls;
