@@ -199,10 +199,16 @@ fn step(node: &mut RaftNode<WalLog>, message: stead_node::raft::eraftpb::Message
 }
 
 fn propose(node: &mut RaftNode<WalLog>, shared: &Shared, id: u64, data: Vec<u8>) {
-    match node.propose(data) {
-        Ok(()) => {}
-        Err(ProposeError::NoLeader) => shared.proposals.trigger(id, Err(EtcdError::NoLeader)),
-        Err(ProposeError::Dropped(err)) => {
+    if let Err(refused) = node.propose(data) {
+        answer_refused(shared, id, refused);
+    }
+}
+
+/// Answers the proposer of `id`, which raft did not take.
+fn answer_refused(shared: &Shared, id: u64, refused: ProposeError) {
+    match refused {
+        ProposeError::NoLeader => shared.proposals.trigger(id, Err(EtcdError::NoLeader)),
+        ProposeError::Dropped(err) => {
             warn!(error = %err, "raft dropped a proposal");
             shared.proposals.trigger(id, Err(EtcdError::LeaderChanged));
         }
@@ -237,13 +243,8 @@ fn propose_conf_change(
             _ => {}
         }
     }
-    match node.propose_conf_change(change) {
-        Ok(()) => {}
-        Err(ProposeError::NoLeader) => shared.proposals.trigger(id, Err(EtcdError::NoLeader)),
-        Err(ProposeError::Dropped(err)) => {
-            warn!(error = %err, "raft dropped a membership change");
-            shared.proposals.trigger(id, Err(EtcdError::LeaderChanged));
-        }
+    if let Err(refused) = node.propose_conf_change(change) {
+        answer_refused(shared, id, refused);
     }
 }
 

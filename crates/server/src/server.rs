@@ -503,14 +503,18 @@ impl EtcdServer {
         if data.len() > shared.max_request_bytes {
             return Err(EtcdError::RequestTooLarge);
         }
+        self.submit(id, DriverInput::Propose { id, data }, patience)
+            .await
+    }
+
+    /// Registers a waiter under `id`, hands `input` (a proposal carrying `id`) to the driver,
+    /// and waits for the apply thread's answer: at most the request timeout, or longer while
+    /// this member leads if `patience` says so.
+    async fn submit(&self, id: u64, input: DriverInput, patience: Patience) -> ApplyOutcome {
+        let shared = &self.shared;
         let answer = shared.proposals.register(id);
-        let deadline = tokio::time::Instant::now() + shared.request_timeout;
-        let sent = tokio::time::timeout_at(
-            deadline,
-            shared.driver.send(DriverInput::Propose { id, data }),
-        )
-        .await;
-        match sent {
+        let mut deadline = tokio::time::Instant::now() + shared.request_timeout;
+        match tokio::time::timeout_at(deadline, shared.driver.send(input)).await {
             Ok(Ok(())) => {}
             Ok(Err(_)) => {
                 shared.proposals.cancel(id);
@@ -522,7 +526,6 @@ impl EtcdServer {
             }
         }
         tokio::pin!(answer);
-        let mut deadline = deadline;
         loop {
             match tokio::time::timeout_at(deadline, &mut answer).await {
                 Ok(Ok(outcome)) => return outcome,
@@ -547,33 +550,20 @@ impl EtcdServer {
         mut change: ConfChange,
         learner_must_be_ready: bool,
     ) -> Result<Vec<Member>, EtcdError> {
-        let shared = &self.shared;
-        if shared.stopped.load(Ordering::SeqCst) {
+        if self.shared.stopped.load(Ordering::SeqCst) {
             return Err(EtcdError::Stopped);
         }
-        change.id = shared.ids.next();
+        change.id = self.shared.ids.next();
         let id = change.id;
-        let answer = shared.proposals.register(id);
-        let deadline = tokio::time::Instant::now() + shared.request_timeout;
         let input = DriverInput::ProposeConfChange {
             change,
             learner_must_be_ready,
         };
-        if shared.driver.send(input).await.is_err() {
-            shared.proposals.cancel(id);
-            return Err(EtcdError::Stopped);
-        }
-        match tokio::time::timeout_at(deadline, answer).await {
-            Ok(Ok(Ok(Applied::Members(members)))) => Ok(members),
-            Ok(Ok(Ok(other))) => Err(EtcdError::Internal(format!(
+        match self.submit(id, input, Patience::RequestTimeout).await? {
+            Applied::Members(members) => Ok(members),
+            other => Err(EtcdError::Internal(format!(
                 "a membership change answered {other:?}"
             ))),
-            Ok(Ok(Err(err))) => Err(err),
-            Ok(Err(_)) => Err(EtcdError::Stopped),
-            Err(_) => {
-                shared.proposals.cancel(id);
-                Err(EtcdError::Timeout)
-            }
         }
     }
 
