@@ -25,11 +25,13 @@ use stead_proto::etcdserverpb::{
     CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse,
     LeaseGrantRequest, LeaseGrantResponse, LeaseKeepAliveRequest, LeaseKeepAliveResponse,
     LeaseLeasesRequest, LeaseLeasesResponse, LeaseRevokeRequest, LeaseRevokeResponse,
-    LeaseTimeToLiveRequest, LeaseTimeToLiveResponse, MemberListRequest, MemberListResponse,
-    PutRequest, PutResponse, RangeRequest, RangeResponse, StatusRequest, StatusResponse,
-    TxnRequest, TxnResponse, WatchRequest, WatchResponse, cluster_client::ClusterClient,
-    kv_client::KvClient, lease_client::LeaseClient, maintenance_client::MaintenanceClient,
-    watch_client::WatchClient,
+    LeaseTimeToLiveRequest, LeaseTimeToLiveResponse, MemberAddRequest, MemberAddResponse,
+    MemberListRequest, MemberListResponse, MemberPromoteRequest, MemberPromoteResponse,
+    MemberRemoveRequest, MemberRemoveResponse, MemberUpdateRequest, MemberUpdateResponse,
+    MoveLeaderRequest, MoveLeaderResponse, PutRequest, PutResponse, RangeRequest, RangeResponse,
+    StatusRequest, StatusResponse, TxnRequest, TxnResponse, WatchRequest, WatchResponse,
+    cluster_client::ClusterClient, kv_client::KvClient, lease_client::LeaseClient,
+    maintenance_client::MaintenanceClient, watch_client::WatchClient,
 };
 use tokio::time::Instant;
 use tonic::codegen::tokio_stream::wrappers::ReceiverStream;
@@ -453,6 +455,74 @@ impl Client {
         self.unary(None, Retry::Repeatable, deadline, |channel| async move {
             ClusterClient::new(channel)
                 .member_list(MemberListRequest::default())
+                .await
+        })
+        .await
+    }
+
+    // clientv3's `retryClusterClient` retries only `MemberList`; changes to
+    // the membership and `MoveLeader` are sent once.
+
+    pub async fn member_add(
+        &mut self,
+        request: MemberAddRequest,
+        deadline: Instant,
+    ) -> Result<MemberAddResponse, String> {
+        self.unary(None, Retry::NonRepeatable, deadline, |channel| {
+            let request = request.clone();
+            async move { ClusterClient::new(channel).member_add(request).await }
+        })
+        .await
+    }
+
+    pub async fn member_remove(
+        &mut self,
+        id: u64,
+        deadline: Instant,
+    ) -> Result<MemberRemoveResponse, String> {
+        self.unary(None, Retry::NonRepeatable, deadline, |channel| async move {
+            ClusterClient::new(channel)
+                .member_remove(MemberRemoveRequest { id })
+                .await
+        })
+        .await
+    }
+
+    pub async fn member_update(
+        &mut self,
+        request: MemberUpdateRequest,
+        deadline: Instant,
+    ) -> Result<MemberUpdateResponse, String> {
+        self.unary(None, Retry::NonRepeatable, deadline, |channel| {
+            let request = request.clone();
+            async move { ClusterClient::new(channel).member_update(request).await }
+        })
+        .await
+    }
+
+    pub async fn member_promote(
+        &mut self,
+        id: u64,
+        deadline: Instant,
+    ) -> Result<MemberPromoteResponse, String> {
+        self.unary(None, Retry::NonRepeatable, deadline, |channel| async move {
+            ClusterClient::new(channel)
+                .member_promote(MemberPromoteRequest { id })
+                .await
+        })
+        .await
+    }
+
+    /// Asks the member this client is connected to (the leader, for it to
+    /// succeed) to hand leadership to `target_id`.
+    pub async fn move_leader(
+        &mut self,
+        target_id: u64,
+        deadline: Instant,
+    ) -> Result<MoveLeaderResponse, String> {
+        self.unary(None, Retry::NonRepeatable, deadline, |channel| async move {
+            MaintenanceClient::new(channel)
+                .move_leader(MoveLeaderRequest { target_id })
                 .await
         })
         .await

@@ -48,7 +48,12 @@ pub fn run(ctx: &mut Context<'_, '_>) -> Result<(), CtlError> {
         Action::Compaction => compaction(ctx),
         Action::EndpointHealth => endpoint_health(ctx),
         Action::EndpointStatus => endpoint_status(ctx),
-        Action::MemberList => member_list(ctx),
+        Action::MemberList => crate::cluster::list(ctx),
+        Action::MemberAdd => crate::cluster::add(ctx),
+        Action::MemberRemove => crate::cluster::remove(ctx),
+        Action::MemberUpdate => crate::cluster::update(ctx),
+        Action::MemberPromote => crate::cluster::promote(ctx),
+        Action::MoveLeader => crate::cluster::move_leader(ctx),
         Action::Watch => crate::watch::command(ctx),
         Action::LeaseGrant => crate::lease::grant(ctx),
         Action::LeaseRevoke => crate::lease::revoke(ctx),
@@ -345,15 +350,6 @@ fn compaction(ctx: &mut Context<'_, '_>) -> Result<(), CtlError> {
     let result = block_on(client.compact(request, deadline))?;
     finish(&mut client, ctx.out, result)?;
     ctx.out.out(format!("compacted revision {revision}\n"));
-    Ok(())
-}
-
-fn member_list(ctx: &mut Context<'_, '_>) -> Result<(), CtlError> {
-    let deadline = command_deadline(&ctx.flags);
-    let (mut client, printer) = client_from_ctx(ctx)?;
-    let result = block_on(client.member_list(deadline))?;
-    let response = finish(&mut client, ctx.out, result)?;
-    printer.member_list(ctx.out, &response);
     Ok(())
 }
 

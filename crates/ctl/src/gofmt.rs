@@ -1,6 +1,6 @@
 //! Go formatting and parsing rules that etcdctl's output inherits from Go's
-//! standard library: `strconv.Quote` (the `%q` verb), `strconv.ParseInt` and
-//! `ParseBool` with their error texts, `time.ParseDuration` and
+//! standard library: `strconv.Quote` (the `%q` verb), `strconv.ParseInt`,
+//! `ParseUint` and `ParseBool` with their error texts, `time.ParseDuration` and
 //! `Duration.String`, `encoding/json` string escaping, go-humanize's byte
 //! sizes, and the timestamps of etcdctl's log lines.
 //!
@@ -140,6 +140,19 @@ pub fn parse_int(s: &str, base: u32) -> Result<i64, String> {
     }
 }
 
+/// Go's `strconv.ParseUint(s, base, 64)` with its error text
+/// (`strconv.ParseUint: parsing "x": invalid syntax`); no sign is accepted.
+/// `base` is 0 (prefix decides, underscores allowed), 10 or 16.
+pub fn parse_uint64(s: &str, base: u32) -> Result<u64, String> {
+    parse_uint(s, base).map_err(|e| {
+        let reason = match e {
+            UintError::Syntax => "invalid syntax",
+            UintError::Range => "value out of range",
+        };
+        format!("strconv.ParseUint: parsing {}: {reason}", quote(s))
+    })
+}
+
 enum UintError {
     Syntax,
     Range,
@@ -171,7 +184,6 @@ fn parse_uint(s: &str, base: u32) -> Result<u64, UintError> {
     }
     let mut value: u64 = 0;
     let mut saw_underscore = false;
-    let mut overflow = false;
     for ch in digits.bytes() {
         if ch == b'_' && base_prefix_given {
             saw_underscore = true;
@@ -186,19 +198,15 @@ fn parse_uint(s: &str, base: u32) -> Result<u64, UintError> {
         if d >= base {
             return Err(UintError::Syntax);
         }
-        match value
+        // Go stops at the first digit that overflows: what follows it is
+        // never checked.
+        value = value
             .checked_mul(u64::from(base))
             .and_then(|v| v.checked_add(u64::from(d)))
-        {
-            Some(v) => value = v,
-            None => overflow = true,
-        }
+            .ok_or(UintError::Range)?;
     }
     if saw_underscore && !underscore_ok(s) {
         return Err(UintError::Syntax);
-    }
-    if overflow {
-        return Err(UintError::Range);
     }
     Ok(value)
 }
@@ -580,6 +588,40 @@ mod tests {
         assert_eq!(
             parse_int("", 10),
             Err("strconv.ParseInt: parsing \"\": invalid syntax".to_string())
+        );
+    }
+
+    #[test]
+    fn parse_uint_rules_and_errors() {
+        assert_eq!(parse_uint64("ffffffffffffffff", 16), Ok(u64::MAX));
+        assert_eq!(
+            parse_uint64("5b941b0d71c9917e", 16),
+            Ok(0x5b94_1b0d_71c9_917e)
+        );
+        for bad in ["", "+1", "-1", "0x1", "zz"] {
+            assert_eq!(
+                parse_uint64(bad, 16),
+                Err(format!(
+                    "strconv.ParseUint: parsing {}: invalid syntax",
+                    quote(bad)
+                ))
+            );
+        }
+        assert_eq!(
+            parse_uint64("1ffffffffffffffff", 16),
+            Err("strconv.ParseUint: parsing \"1ffffffffffffffff\": value out of range".to_string())
+        );
+        // Go stops at the digit that overflows.
+        assert_eq!(
+            parse_uint64("fffffffffffffffffffz", 16),
+            Err(
+                "strconv.ParseUint: parsing \"fffffffffffffffffffz\": value out of range"
+                    .to_string()
+            )
+        );
+        assert_eq!(
+            parse_int("fffffffffffffffffz", 16),
+            Err("strconv.ParseInt: parsing \"fffffffffffffffffz\": value out of range".to_string())
         );
     }
 

@@ -29,6 +29,11 @@ pub enum Action {
     EndpointHealth,
     EndpointStatus,
     MemberList,
+    MemberAdd,
+    MemberRemove,
+    MemberUpdate,
+    MemberPromote,
+    MoveLeader,
     Watch,
     LeaseGrant,
     LeaseRevoke,
@@ -381,15 +386,42 @@ The items in the lists are endpoint, ID, version, db size, is leader, is learner
 
     let member = Command::new("member <subcommand>", "Membership related commands", Action::Group)
         .children(vec![
-            unimplemented("add <memberName> [options]", "Adds a member into the cluster"),
-            unimplemented("remove <memberID>", "Removes a member from the cluster"),
-            unimplemented("update <memberID> [options]", "Updates a member in the cluster"),
+            Command::new(
+                "add <memberName> [options]",
+                "Adds a member into the cluster",
+                Action::MemberAdd,
+            )
+            .flags(vec![
+                string_flag("peer-urls", "", "comma separated peer URLs for the new member."),
+                bool_flag("learner", "indicates if the new member is raft learner"),
+            ]),
+            Command::new(
+                "remove <memberID>",
+                "Removes a member from the cluster",
+                Action::MemberRemove,
+            ),
+            Command::new(
+                "update <memberID> [options]",
+                "Updates a member in the cluster",
+                Action::MemberUpdate,
+            )
+            .flags(vec![string_flag(
+                "peer-urls",
+                "",
+                "comma separated peer URLs for the updated member.",
+            )]),
             Command::new("list", "Lists all members in the cluster", Action::MemberList).long(
                 "When --write-out is set to simple, this command prints out comma-separated member lists for each endpoint.
 The items in the lists are ID, Status, Name, Peer Addrs, Client Addrs, Is Learner.
 ",
             ),
-            unimplemented("promote <memberID>", "Promotes a non-voting member in the cluster"),
+            Command::new(
+                "promote <memberID>",
+                "Promotes a non-voting member in the cluster",
+                Action::MemberPromote,
+            )
+            .long("Promotes a non-voting learner member to a voting one in the cluster.
+"),
         ]);
 
     let mut root = Command::new("etcdctl", "A simple command line client for etcd3.", Action::Group)
@@ -425,9 +457,10 @@ The items in the lists are ID, Status, Name, Peer Addrs, Client Addrs, Is Learne
                 "Defragments the storage of the etcd members with given endpoints",
             ),
             endpoint,
-            unimplemented(
-                "move-leader",
+            Command::new(
+                "move-leader <transferee-member-id>",
                 "Transfers leadership to another etcd cluster member.",
+                Action::MoveLeader,
             ),
             Command::new(
                 WATCH_USE,
@@ -583,6 +616,11 @@ fn help_usage(name: &'static str) -> &'static str {
         "status" => "help for status",
         "member" => "help for member",
         "list" => "help for list",
+        "add" => "help for add",
+        "remove" => "help for remove",
+        "update" => "help for update",
+        "promote" => "help for promote",
+        "move-leader" => "help for move-leader",
         "watch" => "help for watch",
         "lease" => "help for lease",
         "grant" => "help for grant",

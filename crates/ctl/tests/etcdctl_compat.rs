@@ -26,8 +26,8 @@ use std::fmt::Write as _;
 use std::process::Output;
 
 use common::{
-    EP, Server, Side, etcdctl_on_etcd, etcdctl_on_stead, mask_after, mask_volatile,
-    steadctl_on_etcd, steadctl_on_stead, without_usage_line,
+    EP, Server, Side, etcdctl_on_etcd, etcdctl_on_stead, mask_after, mask_number_after,
+    mask_volatile, normalize_table, steadctl_on_etcd, steadctl_on_stead, without_usage_line,
 };
 
 /// What extra masking a case needs.
@@ -106,23 +106,6 @@ fn with_endpoint(text: &str, endpoint: &str) -> String {
     text.replace(EP, endpoint)
 }
 
-/// Replaces the digits after each `marker` with `<N>`.
-fn mask_number_after(text: &str, marker: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(pos) = rest.find(marker) {
-        out.push_str(&rest[..pos + marker.len()]);
-        rest = &rest[pos + marker.len()..];
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        out.push_str("<N>");
-        rest = &rest[digits..];
-    }
-    out.push_str(rest);
-    out
-}
-
 /// Whether a table cell is a go-humanize size (`25 kB`, `8.2 kB`, `9 B`).
 fn is_humanized_size(cell: &str) -> bool {
     let Some((number, unit)) = cell.split_once(' ') else {
@@ -176,32 +159,6 @@ fn mask_version(text: &str) -> String {
         })
         .collect();
     normalize_table(&text, is_version, "<VERSION>")
-}
-
-/// Normalises a tablewriter table whose cells vary in width: keeps cell
-/// contents, drops padding, replaces cells `matches` accepts by `with`.
-fn normalize_table(text: &str, matches: impl Fn(&str) -> bool, with: &str) -> String {
-    if !text.starts_with('+') {
-        return text.to_string();
-    }
-    text.lines()
-        .map(|line| {
-            if line.starts_with('+') {
-                "+".to_string()
-            } else if line.starts_with('|') {
-                line.split('|')
-                    .map(|cell| {
-                        let cell = cell.trim();
-                        if matches(cell) { with } else { cell }
-                    })
-                    .collect::<Vec<_>>()
-                    .join("|")
-            } else {
-                line.to_string()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 /// Normalises a tablewriter table whose cells vary in width: keeps cell

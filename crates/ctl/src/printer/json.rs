@@ -18,8 +18,9 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use stead_proto::etcdserverpb::{
     DeleteRangeResponse, LeaseGrantResponse, LeaseKeepAliveResponse, LeaseLeasesResponse,
-    LeaseRevokeResponse, LeaseTimeToLiveResponse, Member, MemberListResponse, PutResponse,
-    RangeResponse, ResponseHeader, ResponseOp, StatusResponse, TxnResponse, response_op::Response,
+    LeaseRevokeResponse, LeaseTimeToLiveResponse, Member, MemberAddResponse, MemberListResponse,
+    MoveLeaderResponse, PutResponse, RangeResponse, ResponseHeader, ResponseOp, StatusResponse,
+    TxnResponse, response_op::Response,
 };
 use stead_proto::mvccpb::{Event, KeyValue};
 
@@ -235,6 +236,32 @@ pub fn member_list(resp: &MemberListResponse) -> String {
     let mut o = Object::new();
     o.header(&resp.header);
     o.list("members", resp.members.iter().map(member_json).collect());
+    o.finish()
+}
+
+pub fn member_add(resp: &MemberAddResponse) -> String {
+    let mut o = Object::new();
+    o.header(&resp.header);
+    if let Some(member) = &resp.member {
+        o.raw("member", &member_json(member));
+    }
+    o.list("members", resp.members.iter().map(member_json).collect());
+    o.finish()
+}
+
+/// A response made of a header and the membership after a change
+/// (`member remove`, `update`).
+pub fn members_response(header: &Option<ResponseHeader>, members: &[Member]) -> String {
+    let mut o = Object::new();
+    o.header(header);
+    o.list("members", members.iter().map(member_json).collect());
+    o.finish()
+}
+
+/// `{}` from etcd 3.4, which sends no header with it.
+pub fn move_leader(resp: &MoveLeaderResponse) -> String {
+    let mut o = Object::new();
+    o.header(&resp.header);
     o.finish()
 }
 

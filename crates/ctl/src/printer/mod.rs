@@ -5,6 +5,10 @@
 //!
 //! Lease responses print through the same formats (`lease grant`, `revoke`,
 //! `timetolive`, `list` and `keep-alive`); `table` has no form for them.
+//! Changes to the membership (`member add|remove|update|promote`) and
+//! `move-leader` print in `simple` and `json` only; `fields` and `table`
+//! refuse them, except `member promote`, which makes etcdctl 3.4 crash in
+//! every format but `simple` (see [`Printer::member_promote`]).
 //!
 //! Printers only format responses; they never talk to the server. A format
 //! that cannot show a response (`table` for key-value responses) fails with
@@ -18,8 +22,9 @@ mod table;
 
 use stead_proto::etcdserverpb::{
     DeleteRangeResponse, LeaseGrantResponse, LeaseKeepAliveResponse, LeaseLeasesResponse,
-    LeaseRevokeResponse, LeaseTimeToLiveResponse, MemberListResponse, PutResponse, RangeResponse,
-    ResponseHeader, StatusResponse, TxnResponse,
+    LeaseRevokeResponse, LeaseTimeToLiveResponse, MemberAddResponse, MemberListResponse,
+    MemberPromoteResponse, MemberRemoveResponse, MemberUpdateResponse, MoveLeaderResponse,
+    PutResponse, RangeResponse, ResponseHeader, StatusResponse, TxnResponse,
 };
 use stead_proto::mvccpb::Event;
 
@@ -99,6 +104,12 @@ pub fn lease_id_hex(id: i64) -> String {
         format!("{id:016x}")
     }
 }
+
+/// What the Go runtime prints when etcdctl 3.4.23 (Debian's build) calls
+/// a method of a nil printer (`member promote -w json|fields|table`), up
+/// to the goroutine trace.
+const NIL_PRINTER_PANIC: &str = "runtime error: invalid memory address or nil pointer dereference
+[signal SIGSEGV: segmentation violation code=0x1 addr=0x78 pc=0xbab2ee]";
 
 /// The selected output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -263,6 +274,95 @@ impl Printer {
             Printer::Json => out.out(json::lease_leases(resp) + "\n"),
             Printer::Fields => fields::lease_leases(out, resp),
             Printer::Table => return Err(self.unsupported()),
+        }
+        Ok(())
+    }
+
+    /// `member add` (etcdctl's `display.MemberAdd`; the simple format's
+    /// `ETCD_*` lines are the command's, not the printer's).
+    pub fn member_add(
+        &self,
+        out: &mut Output<'_>,
+        resp: &MemberAddResponse,
+    ) -> Result<(), CtlError> {
+        match self {
+            Printer::Simple { .. } => simple::member_add(out, resp),
+            Printer::Json => out.out(json::member_add(resp) + "\n"),
+            Printer::Fields | Printer::Table => return Err(self.unsupported()),
+        }
+        Ok(())
+    }
+
+    /// `member remove` of member `id` (etcdctl's `display.MemberRemove`).
+    pub fn member_remove(
+        &self,
+        out: &mut Output<'_>,
+        id: u64,
+        resp: &MemberRemoveResponse,
+    ) -> Result<(), CtlError> {
+        match self {
+            Printer::Simple { .. } => {
+                simple::member_change(out, id, "removed from", resp.header.as_ref());
+            }
+            Printer::Json => out.out(json::members_response(&resp.header, &resp.members) + "\n"),
+            Printer::Fields | Printer::Table => return Err(self.unsupported()),
+        }
+        Ok(())
+    }
+
+    /// `member update` of member `id` (etcdctl's `display.MemberUpdate`).
+    pub fn member_update(
+        &self,
+        out: &mut Output<'_>,
+        id: u64,
+        resp: &MemberUpdateResponse,
+    ) -> Result<(), CtlError> {
+        match self {
+            Printer::Simple { .. } => {
+                simple::member_change(out, id, "updated in", resp.header.as_ref());
+            }
+            Printer::Json => out.out(json::members_response(&resp.header, &resp.members) + "\n"),
+            Printer::Fields | Printer::Table => return Err(self.unsupported()),
+        }
+        Ok(())
+    }
+
+    /// `member promote` of member `id` (etcdctl's `display.MemberPromote`).
+    ///
+    /// etcdctl 3.4's printers other than `simple` have no `MemberPromote` of
+    /// their own: the call reaches a nil interface and the Go runtime
+    /// panics (after the member was promoted). steadctl prints the same
+    /// first lines and exits with the same status.
+    pub fn member_promote(
+        &self,
+        out: &mut Output<'_>,
+        id: u64,
+        resp: &MemberPromoteResponse,
+    ) -> Result<(), CtlError> {
+        match self {
+            Printer::Simple { .. } => {
+                simple::member_change(out, id, "promoted in", resp.header.as_ref());
+                Ok(())
+            }
+            Printer::Json | Printer::Fields | Printer::Table => {
+                Err(CtlError::Panic(NIL_PRINTER_PANIC.to_string()))
+            }
+        }
+    }
+
+    /// `move-leader` from member `leader` to member `target` (etcdctl's
+    /// `display.MoveLeader`).
+    pub fn move_leader(
+        &self,
+        out: &mut Output<'_>,
+        leader: u64,
+        target: u64,
+        resp: &MoveLeaderResponse,
+    ) -> Result<(), CtlError> {
+        match self {
+            Printer::Simple { .. } => simple::move_leader(out, leader, target),
+            Printer::Json => out.out(json::move_leader(resp) + "\n"),
+            Printer::Fields | Printer::Table => return Err(self.unsupported()),
         }
         Ok(())
     }

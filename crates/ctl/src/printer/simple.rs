@@ -2,13 +2,13 @@
 //! bytes one per line (or `\x..` escaped with `--hex`), `OK` for puts, the
 //! deleted count for deletes, `SUCCESS`/`FAILURE` for transactions,
 //! comma-separated rows for member and endpoint lists, a sentence per lease
-//! response. Endpoint health goes
+//! response, membership change and leader transfer. Endpoint health goes
 //! to standard error, as in etcdctl.
 
 use stead_proto::etcdserverpb::{
     DeleteRangeResponse, LeaseGrantResponse, LeaseKeepAliveResponse, LeaseLeasesResponse,
-    LeaseTimeToLiveResponse, MemberListResponse, PutResponse, RangeResponse, TxnResponse,
-    response_op::Response,
+    LeaseTimeToLiveResponse, MemberAddResponse, MemberListResponse, PutResponse, RangeResponse,
+    ResponseHeader, TxnResponse, response_op::Response,
 };
 use stead_proto::mvccpb::KeyValue;
 
@@ -99,6 +99,38 @@ pub fn member_list(out: &mut Output<'_>, resp: &MemberListResponse) {
     for row in member_rows(resp) {
         out.out(row.join(", ") + "\n");
     }
+}
+
+/// Go's `%16x`: at least sixteen hex digits, padded with spaces.
+fn padded_hex(id: u64) -> String {
+    format!("{id:16x}")
+}
+
+pub fn member_add(out: &mut Output<'_>, resp: &MemberAddResponse) {
+    let id = resp.member.as_ref().map_or(0, |m| m.id);
+    let cluster_id = resp.header.as_ref().map_or(0, |h| h.cluster_id);
+    out.out(format!(
+        "Member {} added to cluster {}\n",
+        padded_hex(id),
+        padded_hex(cluster_id)
+    ));
+}
+
+/// `Member ... removed from|updated in|promoted in cluster ...`.
+pub fn member_change(out: &mut Output<'_>, id: u64, what: &str, header: Option<&ResponseHeader>) {
+    let cluster_id = header.map_or(0, |h| h.cluster_id);
+    out.out(format!(
+        "Member {} {what} cluster {}\n",
+        padded_hex(id),
+        padded_hex(cluster_id)
+    ));
+}
+
+/// Member IDs as etcd's `types.ID` prints them (plain hex).
+pub fn move_leader(out: &mut Output<'_>, leader: u64, target: u64) {
+    out.out(format!(
+        "Leadership transferred from {leader:x} to {target:x}\n"
+    ));
 }
 
 pub fn endpoint_health(out: &mut Output<'_>, list: &[EndpointHealth]) {

@@ -3,13 +3,15 @@
 
 use stead_proto::etcdserverpb::{
     DeleteRangeResponse, LeaseGrantResponse, LeaseKeepAliveResponse, LeaseLeasesResponse,
-    LeaseRevokeResponse, LeaseStatus, LeaseTimeToLiveResponse, Member, MemberListResponse,
-    PutResponse, RangeResponse, ResponseHeader, ResponseOp, StatusResponse, TxnResponse,
-    response_op::Response,
+    LeaseRevokeResponse, LeaseStatus, LeaseTimeToLiveResponse, Member, MemberAddResponse,
+    MemberListResponse, MemberPromoteResponse, MemberRemoveResponse, MemberUpdateResponse,
+    MoveLeaderResponse, PutResponse, RangeResponse, ResponseHeader, ResponseOp, StatusResponse,
+    TxnResponse, response_op::Response,
 };
 use stead_proto::mvccpb::{Event, KeyValue};
 
 use super::{ClientWatchResponse, EndpointHealth, EndpointStatus, Printer, lease_id_hex};
+use crate::error::CtlError;
 use crate::output::Output;
 
 const CLUSTER: u64 = 2037210783374497686;
@@ -232,6 +234,143 @@ fn member_list_in_every_format() {
         out,
         "\"ClusterID\" : 2037210783374497686\n\"MemberID\" : 13195394291058371180\n\"Revision\" : 0\n\"RaftTerm\" : 2\n\"ID\" : 13195394291058371180\n\"Name\" : \"default\"\n\"PeerURL\" : \"http://127.0.0.1:2380\"\n\"ClientURL\" : \"http://127.0.0.1:23791\"\n\"IsLearner\" : false\n\n"
     );
+}
+
+/// A learner etcd gave an ID of fifteen hex digits, as it added it.
+const LEARNER: u64 = 0x0e50_5052_cf07_4a1d;
+
+fn learner() -> Member {
+    Member {
+        id: LEARNER,
+        name: String::new(),
+        peer_ur_ls: vec!["http://127.0.0.1:2391".to_string()],
+        client_ur_ls: Vec::new(),
+        is_learner: true,
+    }
+}
+
+fn membership_header() -> Option<ResponseHeader> {
+    Some(ResponseHeader {
+        cluster_id: CLUSTER,
+        member_id: MEMBER,
+        revision: 0,
+        raft_term: 2,
+    })
+}
+
+#[test]
+fn membership_changes_in_every_format() {
+    let added = MemberAddResponse {
+        header: membership_header(),
+        member: Some(learner()),
+        members: vec![members().members[0].clone(), learner()],
+    };
+    let (out, _) = capture(|o| simple().member_add(o, &added).unwrap());
+    assert_eq!(
+        out,
+        "Member  e505052cf074a1d added to cluster 1c45a069f3a1d796\n"
+    );
+    let (out, _) = capture(|o| Printer::Json.member_add(o, &added).unwrap());
+    assert_eq!(
+        out,
+        "{\"header\":{\"cluster_id\":2037210783374497686,\"member_id\":13195394291058371180,\"raft_term\":2},\"member\":{\"ID\":1031412631258745373,\"peerURLs\":[\"http://127.0.0.1:2391\"],\"isLearner\":true},\"members\":[{\"ID\":13195394291058371180,\"name\":\"default\",\"peerURLs\":[\"http://127.0.0.1:2380\"],\"clientURLs\":[\"http://127.0.0.1:23791\"]},{\"ID\":1031412631258745373,\"peerURLs\":[\"http://127.0.0.1:2391\"],\"isLearner\":true}]}\n"
+    );
+    for printer in [Printer::Fields, Printer::Table] {
+        let (out, _) = capture(|o| {
+            let name = if printer == Printer::Table {
+                "table"
+            } else {
+                "fields"
+            };
+            assert_eq!(
+                printer.member_add(o, &added),
+                Err(CtlError::BadFeature(format!(
+                    "{name} not supported as output format"
+                )))
+            );
+        });
+        assert_eq!(out, "");
+    }
+
+    let removed = MemberRemoveResponse {
+        header: membership_header(),
+        members: members().members,
+    };
+    let (out, _) = capture(|o| simple().member_remove(o, LEARNER, &removed).unwrap());
+    assert_eq!(
+        out,
+        "Member  e505052cf074a1d removed from cluster 1c45a069f3a1d796\n"
+    );
+    let (out, _) = capture(|o| Printer::Json.member_remove(o, LEARNER, &removed).unwrap());
+    assert_eq!(
+        out,
+        "{\"header\":{\"cluster_id\":2037210783374497686,\"member_id\":13195394291058371180,\"raft_term\":2},\"members\":[{\"ID\":13195394291058371180,\"name\":\"default\",\"peerURLs\":[\"http://127.0.0.1:2380\"],\"clientURLs\":[\"http://127.0.0.1:23791\"]}]}\n"
+    );
+    let updated = MemberUpdateResponse {
+        header: membership_header(),
+        members: vec![learner()],
+    };
+    let (out, _) = capture(|o| simple().member_update(o, MEMBER, &updated).unwrap());
+    assert_eq!(
+        out,
+        "Member b71f75320dc06a6c updated in cluster 1c45a069f3a1d796\n"
+    );
+    assert!(
+        Printer::Table
+            .member_update(
+                &mut Output::new(&mut Vec::new(), &mut Vec::new()),
+                MEMBER,
+                &updated
+            )
+            .is_err()
+    );
+
+    let promoted = MemberPromoteResponse {
+        header: membership_header(),
+        members: vec![learner()],
+    };
+    let (out, _) = capture(|o| simple().member_promote(o, LEARNER, &promoted).unwrap());
+    assert_eq!(
+        out,
+        "Member  e505052cf074a1d promoted in cluster 1c45a069f3a1d796\n"
+    );
+    for printer in [Printer::Json, Printer::Fields, Printer::Table] {
+        let (out, _) = capture(|o| {
+            let error = printer.member_promote(o, LEARNER, &promoted).unwrap_err();
+            let mut text = Vec::new();
+            error.report(&mut text).unwrap();
+            assert_eq!(
+                String::from_utf8(text).unwrap(),
+                "panic: runtime error: invalid memory address or nil pointer dereference\n[signal SIGSEGV: segmentation violation code=0x1 addr=0x78 pc=0xbab2ee]\n\ngoroutine 1 [running]:\n"
+            );
+            assert_eq!(error.exit_code(), 2);
+        });
+        assert_eq!(out, "");
+    }
+}
+
+#[test]
+fn leader_moves_in_every_format() {
+    let resp = MoveLeaderResponse { header: None };
+    let (out, _) = capture(|o| simple().move_leader(o, MEMBER, LEARNER, &resp).unwrap());
+    assert_eq!(
+        out,
+        "Leadership transferred from b71f75320dc06a6c to e505052cf074a1d\n"
+    );
+    let (out, _) = capture(|o| {
+        Printer::Json
+            .move_leader(o, MEMBER, LEARNER, &resp)
+            .unwrap()
+    });
+    assert_eq!(out, "{}\n");
+    let (out, _) = capture(|o| {
+        assert!(
+            Printer::Fields
+                .move_leader(o, MEMBER, LEARNER, &resp)
+                .is_err()
+        );
+    });
+    assert_eq!(out, "");
 }
 
 fn status() -> Vec<EndpointStatus> {

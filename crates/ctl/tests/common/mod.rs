@@ -532,3 +532,468 @@ pub fn without_usage_line(text: &str, flag: &str) -> String {
         .filter(|line| !line.trim_start().starts_with(flag))
         .collect()
 }
+
+/// Replaces the digits after each `marker` with `<N>`.
+pub fn mask_number_after(text: &str, marker: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(pos) = rest.find(marker) {
+        out.push_str(&rest[..pos + marker.len()]);
+        rest = &rest[pos + marker.len()..];
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        out.push_str("<N>");
+        rest = &rest[digits..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Normalises a tablewriter table whose cells vary in width: keeps cell
+/// contents, drops padding, replaces cells `matches` accepts by `with`.
+pub fn normalize_table(text: &str, matches: impl Fn(&str) -> bool, with: &str) -> String {
+    if !text.starts_with('+') {
+        return text.to_string();
+    }
+    text.lines()
+        .map(|line| {
+            if line.starts_with('+') {
+                "+".to_string()
+            } else if line.starts_with('|') {
+                line.split('|')
+                    .map(|cell| {
+                        let cell = cell.trim();
+                        if matches(cell) { with } else { cell }
+                    })
+                    .collect::<Vec<_>>()
+                    .join("|")
+            } else {
+                line.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A loopback port outside the kernel's range of ephemeral ports (which
+/// ends at 60999 by default), never handed out twice in this process. A test
+/// can stop a server listening there and start another on the same port
+/// later without an outgoing connection taking the port in between.
+pub fn stable_port() -> u16 {
+    const FIRST: u16 = 61_000;
+    let span = u32::from(u16::MAX - FIRST);
+    let offset = std::process::id() % span;
+    for step in 0..span {
+        let port = FIRST + u16::try_from((offset + step) % span).expect("port in range");
+        let mut given = PORTS_GIVEN.lock().expect("port registry");
+        if given.contains(&port) || TcpListener::bind(("127.0.0.1", port)).is_err() {
+            continue;
+        }
+        given.push(port);
+        return port;
+    }
+    panic!("no free loopback port in {FIRST}..65535");
+}
+
+/// The ports of one member of a [`Cluster`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemberPorts {
+    pub client: u16,
+    pub peer: u16,
+}
+
+impl MemberPorts {
+    /// Two [`stable_port`]s, so that a cluster can be started again on them.
+    pub fn new() -> MemberPorts {
+        MemberPorts {
+            client: stable_port(),
+            peer: stable_port(),
+        }
+    }
+
+    pub fn client_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.client)
+    }
+
+    pub fn peer_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.peer)
+    }
+
+    /// `127.0.0.1:<client port>`.
+    pub fn endpoint(&self) -> String {
+        format!("127.0.0.1:{}", self.client)
+    }
+}
+
+/// The cluster token of every [`Cluster`]: with the same names and ports,
+/// two clusters get the same member and cluster IDs.
+pub const CLUSTER_TOKEN_MULTI: &str = "steadctl-compat-cluster";
+
+/// etcd's `HealthInterval`: how long a member must have been connected to
+/// every voting member before etcd accepts a new member.
+pub const MEMBER_HEALTH_INTERVAL: Duration = Duration::from_secs(5);
+
+/// One etcd process of a [`Cluster`].
+struct ClusterProcess {
+    name: String,
+    ports: MemberPorts,
+    child: Child,
+    data_dir: tempfile::TempDir,
+}
+
+/// An etcd 3.4 cluster on loopback ports: members `m1`, `m2`, ... each
+/// advertising the URLs it listens on. Members can join later
+/// ([`Cluster::join`]). Every process is killed and its data removed on
+/// drop; a failing test shows the end of each member's log.
+pub struct Cluster {
+    processes: Vec<ClusterProcess>,
+    /// When the last member started: etcd accepts new members only when
+    /// every voting member has been connected for [`MEMBER_HEALTH_INTERVAL`].
+    last_start: Instant,
+}
+
+/// Slower than the single-member server's timing, so that a loaded machine
+/// does not see spurious elections (which would move the leadership the
+/// tests rely on).
+const CLUSTER_HEARTBEAT_MS: &str = "50";
+const CLUSTER_ELECTION_TIMEOUT_MS: &str = "1000";
+
+impl Cluster {
+    /// Starts a member for each entry of `ports` (named `m1`, `m2`, ...),
+    /// waits until each serves a linearizable read, and makes `m1` the
+    /// leader.
+    pub fn start(ports: &[MemberPorts]) -> Cluster {
+        let initial: Vec<String> = ports
+            .iter()
+            .enumerate()
+            .map(|(i, p)| format!("m{}={}", i + 1, p.peer_url()))
+            .collect();
+        let initial = initial.join(",");
+        let mut cluster = Cluster {
+            processes: Vec::new(),
+            last_start: Instant::now(),
+        };
+        for (i, member_ports) in ports.iter().enumerate() {
+            let process = spawn_member(&format!("m{}", i + 1), *member_ports, &initial, "new");
+            cluster.processes.push(process);
+        }
+        for process in &cluster.processes {
+            wait_serving(&process.ports.endpoint());
+        }
+        cluster.last_start = Instant::now();
+        cluster.make_leader(0);
+        cluster
+    }
+
+    /// `127.0.0.1:<client port>` of the `index`-th member (from 0).
+    pub fn endpoint(&self, index: usize) -> String {
+        self.processes[index].ports.endpoint()
+    }
+
+    /// Every member's endpoint, comma-separated, in order.
+    pub fn endpoints(&self) -> String {
+        self.processes
+            .iter()
+            .map(|p| p.ports.endpoint())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The members' IDs (from `member list`), by name.
+    pub fn member_ids(&self) -> Vec<(String, u64)> {
+        member_ids(&self.endpoint(0))
+    }
+
+    /// Makes the `index`-th member the leader (etcdctl's `move-leader`,
+    /// if it is not), and waits until every member sees it so.
+    pub fn make_leader(&self, index: usize) {
+        let name = self.processes[index].name.clone();
+        let ids = self.member_ids();
+        let id = ids
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, id)| *id)
+            .unwrap_or_else(|| panic!("{name} is not in the member list {ids:?}"));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let leaders = self.leaders();
+            if leaders.iter().all(|leader| *leader == id) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name} ({id:x}) never became the leader: members see {leaders:x?}"
+            );
+            if leaders
+                .iter()
+                .all(|leader| *leader == leaders[0] && *leader != 0)
+            {
+                let _ = run(
+                    Path::new(ETCDCTL),
+                    &[
+                        format!("--endpoints={}", self.endpoints()),
+                        "move-leader".to_string(),
+                        format!("{id:x}"),
+                    ],
+                    b"",
+                    &[],
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The leader each member sees (0 when it cannot tell).
+    fn leaders(&self) -> Vec<u64> {
+        self.processes
+            .iter()
+            .map(|p| {
+                let output = run(
+                    Path::new(ETCDCTL),
+                    &[
+                        format!("--endpoints={}", p.ports.endpoint()),
+                        "--command-timeout=2s".to_string(),
+                        "endpoint".to_string(),
+                        "status".to_string(),
+                        "-w".to_string(),
+                        "json".to_string(),
+                    ],
+                    b"",
+                    &[],
+                );
+                json_number_after(&String::from_utf8_lossy(&output.stdout), "\"leader\":")
+                    .unwrap_or(0)
+            })
+            .collect()
+    }
+
+    /// Waits until every member has been connected to the others for
+    /// etcd's health interval, after which etcd accepts new members.
+    pub fn settle(&self) {
+        let ready = self.last_start + MEMBER_HEALTH_INTERVAL + Duration::from_millis(500);
+        std::thread::sleep(ready.saturating_duration_since(Instant::now()));
+    }
+
+    /// Starts a member named `name` on `ports`, which `member add` has
+    /// added (as a learner or not), and waits until it has caught up with
+    /// the leader's log (so that it can be promoted).
+    pub fn join(&mut self, name: &str, ports: MemberPorts) {
+        let mut initial: Vec<String> = member_peer_urls(&self.endpoint(0))
+            .into_iter()
+            .filter(|(member_name, _)| !member_name.is_empty())
+            .map(|(member_name, url)| format!("{member_name}={url}"))
+            .collect();
+        initial.push(format!("{name}={}", ports.peer_url()));
+        let process = spawn_member(name, ports, &initial.join(","), "existing");
+        self.processes.push(process);
+        self.last_start = Instant::now();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let leader_index = raft_index(&self.endpoint(0));
+            let joined_applied = raft_applied_index(&ports.endpoint());
+            if let (Some(leader), Some(joined)) = (leader_index, joined_applied)
+                && joined >= leader
+            {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name} never caught up with the leader"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // The leader learns of the follower's progress with its next
+        // heartbeat.
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for process in &mut self.processes {
+            let _ = process.child.kill();
+            let _ = process.child.wait();
+        }
+        if std::thread::panicking() {
+            for process in &self.processes {
+                let log = std::fs::read_to_string(process.data_dir.path().join("server.log"))
+                    .unwrap_or_default();
+                let lines: Vec<&str> = log.lines().collect();
+                let tail = &lines[lines.len().saturating_sub(SERVER_LOG_LINES_SHOWN)..];
+                eprintln!(
+                    "--- log of cluster member {} at {} (last {} lines):\n{}",
+                    process.name,
+                    process.ports.endpoint(),
+                    tail.len(),
+                    tail.join("\n")
+                );
+            }
+        }
+    }
+}
+
+/// Starts one etcd member of a multi-member cluster.
+fn spawn_member(
+    name: &str,
+    ports: MemberPorts,
+    initial_cluster: &str,
+    state: &str,
+) -> ClusterProcess {
+    let data_dir = tempfile::tempdir().expect("temporary data directory");
+    let log = std::fs::File::create(data_dir.path().join("server.log")).expect("log file");
+    let args = [
+        "--name",
+        name,
+        "--data-dir",
+        &data_dir.path().join("data").display().to_string(),
+        "--listen-client-urls",
+        &ports.client_url(),
+        "--advertise-client-urls",
+        &ports.client_url(),
+        "--listen-peer-urls",
+        &ports.peer_url(),
+        "--initial-advertise-peer-urls",
+        &ports.peer_url(),
+        "--initial-cluster",
+        initial_cluster,
+        "--initial-cluster-token",
+        CLUSTER_TOKEN_MULTI,
+        "--initial-cluster-state",
+        state,
+        "--heartbeat-interval",
+        CLUSTER_HEARTBEAT_MS,
+        "--election-timeout",
+        CLUSTER_ELECTION_TIMEOUT_MS,
+    ];
+    let child = Command::new(ETCD)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {ETCD}: {e}"));
+    ClusterProcess {
+        name: name.to_string(),
+        ports,
+        child,
+        data_dir,
+    }
+}
+
+/// Waits until the member at `endpoint` serves a linearizable read.
+fn wait_serving(endpoint: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let probe = run(
+            Path::new(ETCDCTL),
+            &[
+                format!("--endpoints={endpoint}"),
+                "--command-timeout=1s".to_string(),
+                "get".to_string(),
+                "readiness-probe".to_string(),
+            ],
+            b"",
+            &[],
+        );
+        if probe.status.success() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "cluster member at {endpoint} never served a read: {}",
+            String::from_utf8_lossy(&probe.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The number after the first `marker` in `text`.
+pub fn json_number_after(text: &str, marker: &str) -> Option<u64> {
+    let start = text.find(marker)? + marker.len();
+    let digits: String = text[start..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
+/// `endpoint status -w json` of one endpoint (empty when it fails).
+fn status_json(endpoint: &str) -> String {
+    let output = run(
+        Path::new(ETCDCTL),
+        &[
+            format!("--endpoints={endpoint}"),
+            "--command-timeout=2s".to_string(),
+            "endpoint".to_string(),
+            "status".to_string(),
+            "-w".to_string(),
+            "json".to_string(),
+        ],
+        b"",
+        &[],
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn raft_index(endpoint: &str) -> Option<u64> {
+    json_number_after(&status_json(endpoint), "\"raftIndex\":")
+}
+
+fn raft_applied_index(endpoint: &str) -> Option<u64> {
+    json_number_after(&status_json(endpoint), "\"raftAppliedIndex\":")
+}
+
+/// The members of `member list -w json` at `endpoint`: ID, name (empty
+/// while unstarted) and peer URLs.
+fn member_list_json(endpoint: &str) -> Vec<(u64, String, Vec<String>)> {
+    let listed = etcdctl(
+        endpoint,
+        &[
+            "member".to_string(),
+            "list".to_string(),
+            "-w".to_string(),
+            "json".to_string(),
+        ],
+    );
+    let Some(start) = listed.find("\"members\":[") else {
+        return Vec::new();
+    };
+    listed[start..]
+        .split("{\"ID\":")
+        .skip(1)
+        .map(|member| {
+            let id = json_number_after(member, "").unwrap_or(0);
+            let name = member
+                .split_once("\"name\":\"")
+                .and_then(|(_, rest)| rest.split_once('"'))
+                .map_or(String::new(), |(name, _)| name.to_string());
+            let urls = member
+                .split_once("\"peerURLs\":[")
+                .and_then(|(_, rest)| rest.split_once(']'))
+                .map_or(Vec::new(), |(list, _)| {
+                    list.split(',')
+                        .map(|url| url.trim_matches('"').to_string())
+                        .collect()
+                });
+            (id, name, urls)
+        })
+        .collect()
+}
+
+/// Every member's ID and name, as the member at `endpoint` lists them.
+pub fn member_ids(endpoint: &str) -> Vec<(String, u64)> {
+    member_list_json(endpoint)
+        .into_iter()
+        .map(|(id, name, _)| (name, id))
+        .collect()
+}
+
+/// `(name, peer URL)` of every member's peer URLs, as the member at
+/// `endpoint` lists them.
+fn member_peer_urls(endpoint: &str) -> Vec<(String, String)> {
+    member_list_json(endpoint)
+        .into_iter()
+        .flat_map(|(_, name, urls)| urls.into_iter().map(move |url| (name.clone(), url)))
+        .collect()
+}
