@@ -99,8 +99,14 @@ async fn send_inner(
                 wire::write_all(&mut stream, &bytes, idle).await?;
                 break total_bytes;
             }
-            Some(Err(error)) => return Err(error.into()),
-            None => return Err(TransportError::SourceStopped),
+            Some(Err(error)) => {
+                abandon(&mut stream, idle).await;
+                return Err(error.into());
+            }
+            None => {
+                abandon(&mut stream, idle).await;
+                return Err(TransportError::SourceStopped);
+            }
         }
     };
     let mut verdict = [0u8; 1];
@@ -109,6 +115,19 @@ async fn send_inner(
         return Err(TransportError::SnapshotRejected);
     }
     Ok(total_bytes)
+}
+
+/// Ends a send the source cannot finish: closes the writing half, so the receiver fails at
+/// the end of the data it has, and waits for its answer, which it writes after removing its
+/// temporary file. The failure is reported only once the receiver has cleaned up (or gone
+/// quiet for `idle`).
+async fn abandon(stream: &mut TcpStream, idle: Duration) {
+    use tokio::io::AsyncWriteExt;
+    if stream.shutdown().await.is_err() {
+        return;
+    }
+    let mut verdict = [0u8; 1];
+    let _ = wire::read_exact(stream, &mut verdict, Some(idle)).await;
 }
 
 /// Opens the data of `message` and hands it over in framed chunks, then the end piece. Runs on
