@@ -9,8 +9,9 @@
 //!   cluster IDs are the same everywhere): usage screens, argument errors, `member list`,
 //!   learners added, updated, refused promotion and removed in every format, `move-leader` to the
 //!   member itself and to an unknown ID, and last (as it costs the cluster its quorum) a voting
-//!   member added. Candidates: steadctl on etcd, and (ignored until the server implements
-//!   membership changes and `MoveLeader`) etcdctl and steadctl on stead.
+//!   member added. Candidates: steadctl on etcd, and etcdctl and steadctl on stead (without
+//!   the updates of a learner: stead keeps it a learner, as etcd does since its fix of
+//!   etcd-io/etcd#21694, where etcd 3.4 forgets it).
 //! - **Three members** (etcd only: each side starts its own cluster of real members on the same
 //!   loopback ports, one side after the other, so that member and cluster IDs are equal): `member
 //!   list`, `endpoint status|health --cluster`, `move-leader` between members and to an unknown
@@ -976,12 +977,34 @@ fn report(
     report
 }
 
+/// Which of etcd 3.4's server behaviours a comparison expects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Server34 {
+    /// The server is etcd 3.4 itself: every step runs.
+    Itself,
+    /// The server is stead, which keeps a learner a learner across `member update` where etcd
+    /// 3.4 forgets it (etcd-io/etcd#21694, fixed on 3.5 and 3.6): the steps that update a
+    /// learner are left out (afterwards etcd 3.4 would also count the forgotten learner as an
+    /// unstarted voter, and refuse the next removal for want of started members).
+    AsFixed,
+}
+
+/// Whether `case` updates the learner `@M2` of the single-member steps.
+fn updates_the_learner(case: &Case) -> bool {
+    case.args
+        .windows(3)
+        .any(|words| words == ["member", "update", "@M2"])
+}
+
 /// Runs the single-member steps against a fresh server for each side.
-fn compare_single(reference: Side, candidate: Side) {
+fn compare_single(reference: Side, candidate: Side, server: Server34) {
     common::require_oracle();
     let (reference_server, candidate_server) = common::start_servers(&reference, &candidate);
     let unreachable = format!("127.0.0.1:{}", common::closed_port());
-    let steps = single_member_steps(&unreachable);
+    let mut steps = single_member_steps(&unreachable);
+    if server == Server34::AsFixed {
+        steps.retain(|step| !matches!(step, Step::Run(case) if updates_the_learner(case)));
+    }
     let mut outcomes = Vec::new();
     for (side, server) in [
         (&reference, &reference_server),
@@ -1080,7 +1103,7 @@ fn compare_three_members(reference_client: PathBuf, candidate_client: PathBuf) {
 
 #[test]
 fn steadctl_member_commands_match_etcdctl_byte_for_byte() {
-    compare_single(etcdctl_on_etcd(), steadctl_on_etcd());
+    compare_single(etcdctl_on_etcd(), steadctl_on_etcd(), Server34::Itself);
 }
 
 #[test]
@@ -1088,18 +1111,14 @@ fn steadctl_matches_etcdctl_on_a_three_member_cluster() {
     compare_three_members(common::ETCDCTL.into(), common::steadctl());
 }
 
-// Enable when stead implements MemberAdd/Remove/Update/Promote and MoveLeader.
 #[test]
-#[ignore]
 fn etcdctl_member_commands_on_stead_match_etcdctl_on_etcd() {
-    compare_single(etcdctl_on_etcd(), etcdctl_on_stead());
+    compare_single(etcdctl_on_etcd(), etcdctl_on_stead(), Server34::AsFixed);
 }
 
-// Enable when stead implements MemberAdd/Remove/Update/Promote and MoveLeader.
 #[test]
-#[ignore]
 fn steadctl_member_commands_on_stead_match_etcdctl_on_etcd() {
-    compare_single(etcdctl_on_etcd(), steadctl_on_stead());
+    compare_single(etcdctl_on_etcd(), steadctl_on_stead(), Server34::AsFixed);
 }
 
 /// The comparisons could pass with both tools broken the same way, and masks could hide too

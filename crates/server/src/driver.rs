@@ -263,7 +263,14 @@ fn process(
                 // entry (apply thread).
                 shared.lessor.demote();
             }
-            if previous != leader {
+            if previous != leader && leader == stead_node::raft::INVALID_ID {
+                warn!(
+                    lost = %crate::membership::format_id(previous),
+                    ?role,
+                    term = node.term(),
+                    "no leader: serving serializable reads only; writes and linearizable reads fail with 'etcdserver: no leader' until a quorum elects one"
+                );
+            } else if previous != leader {
                 info!(leader = %crate::membership::format_id(leader), ?role, term = node.term(), "raft leader changed");
             }
         }

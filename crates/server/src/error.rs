@@ -93,7 +93,6 @@ impl EtcdError {
             | EtcdError::NotLeader
             | EtcdError::MemberExist
             | EtcdError::PeerUrlExist
-            | EtcdError::MemberNotEnoughStarted
             | EtcdError::MemberNotLearner
             | EtcdError::LearnerNotReady
             | EtcdError::TooManyLearners
@@ -101,7 +100,9 @@ impl EtcdError {
             EtcdError::MemberBadUrls => Code::InvalidArgument,
             EtcdError::MemberNotFound => Code::NotFound,
             EtcdError::NotSupportedForLearner => Code::Unavailable,
-            EtcdError::TimeoutLeaderTransfer => Code::Unknown,
+            // etcd maps its ErrNotEnoughStartedMembers to a client-side error value rather than
+            // a gRPC status, so grpc-go sends it as Unknown.
+            EtcdError::TimeoutLeaderTransfer | EtcdError::MemberNotEnoughStarted => Code::Unknown,
             EtcdError::NoSpace => Code::ResourceExhausted,
             EtcdError::LeaseNotFound => Code::NotFound,
             EtcdError::NoLeader

@@ -223,9 +223,12 @@ impl Cluster for EtcdServer {
         request: Request<MemberRemoveRequest>,
     ) -> Result<Response<MemberRemoveResponse>, Status> {
         let id = request.into_inner().id;
-        let (members, member) = self.existing_member(id)?;
+        // etcd checks the quorum before it looks the member up (an unknown ID counts as a
+        // voter), so "not enough started members" wins over "member not found".
+        let (members, _) = self.members_and_removed(id)?;
+        let is_learner = members.iter().any(|m| m.id == id && m.is_learner);
         if self.shared.strict_reconfig_check
-            && !member.is_learner
+            && !is_learner
             && !enough_started(
                 members
                     .iter()
@@ -237,6 +240,7 @@ impl Cluster for EtcdServer {
         {
             return Err(EtcdError::MemberNotEnoughStarted.into());
         }
+        let (_, member) = self.existing_member(id)?;
         let members = self
             .configure(conf_change(ConfChangeType::RemoveNode, &member), false)
             .await?;
@@ -251,13 +255,14 @@ impl Cluster for EtcdServer {
         request: Request<MemberUpdateRequest>,
     ) -> Result<Response<MemberUpdateResponse>, Status> {
         let request = request.into_inner();
-        let peer_urls = parse_peer_urls(&request.peer_ur_ls)?;
         let (members, mut member) = self.existing_member(request.id)?;
-        if peer_urls_taken(&members, &peer_urls, Some(request.id)) {
+        // etcd neither checks nor normalises the URLs of an update: it stores them as given.
+        if peer_urls_taken(&members, &request.peer_ur_ls, Some(request.id)) {
             return Err(EtcdError::PeerUrlExist.into());
         }
-        member.peer_ur_ls = peer_urls;
-        // An add of an existing member updates it (apply.rs); a learner stays one.
+        member.peer_ur_ls = request.peer_ur_ls;
+        // An add of an existing member updates it (apply.rs). A learner stays one: etcd 3.4
+        // forgets it (etcd-io/etcd#21694; fixed on 3.5 and 3.6 by #21719), stead does as fixed.
         let change_type = if member.is_learner {
             ConfChangeType::AddLearnerNode
         } else {

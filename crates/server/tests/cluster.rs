@@ -689,3 +689,67 @@ async fn a_follower_forwards_lease_renewals_and_lookups_to_the_leader() {
     let missing = on_follower.lease_time_to_live(12345, None).await.unwrap();
     assert_eq!(missing.ttl(), -1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn membership_answers_as_etcd_does_on_one_member() {
+    let dir = tempfile::tempdir().unwrap();
+    let member = Member::start(&dir.path().join("data"), &[]);
+    let mut client = client_of(&member).await;
+    let own_id = client.status().await.unwrap().header().unwrap().member_id();
+
+    // MoveLeader to itself: etcd's answer is an empty message, no header.
+    let moved = client.move_leader(own_id).await.unwrap();
+    assert!(moved.header().is_none());
+
+    // A learner's update stores the URLs exactly as given (etcd does not normalise them) and
+    // keeps it a learner (etcd 3.4 forgot that: etcd-io/etcd#21694).
+    let added = client
+        .member_add(
+            ["http://127.0.0.1:1"],
+            Some(etcd_client::MemberAddOptions::new().with_is_learner()),
+        )
+        .await
+        .unwrap();
+    let learner_id = added.member().unwrap().id();
+    let given = vec![
+        " http://127.0.0.1:2".to_owned(),
+        "HTTP://127.0.0.1:3".to_owned(),
+    ];
+    client
+        .member_update(learner_id, given.clone())
+        .await
+        .unwrap();
+    let members = client.member_list().await.unwrap();
+    let learner = members
+        .members()
+        .iter()
+        .find(|m| m.id() == learner_id)
+        .unwrap();
+    assert_eq!(learner.peer_urls(), &given[..]);
+    assert!(learner.is_learner());
+
+    // An unknown member: not found, as long as the started voters keep their quorum.
+    let unknown = client.member_remove(0x1234).await.unwrap_err();
+    assert_eq!(
+        common::status_of(unknown),
+        (
+            tonic::Code::NotFound,
+            "etcdserver: member not found".to_owned()
+        )
+    );
+    // A voter that never starts: one started of two voters. Adding it is allowed (etcd's
+    // exception for restoring a one-member cluster); then any removal but its own lacks
+    // started members, and etcd's error reaches clients with code Unknown.
+    client
+        .member_add(["http://127.0.0.1:4"], None)
+        .await
+        .unwrap();
+    let refused = client.member_remove(0x1234).await.unwrap_err();
+    assert_eq!(
+        common::status_of(refused),
+        (
+            tonic::Code::Unknown,
+            "etcdserver: re-configuration failed due to not enough started members".to_owned()
+        )
+    );
+}

@@ -213,8 +213,11 @@ fn host_port(url: &str) -> Result<&str, TransportError> {
         url: url.to_string(),
         reason,
     };
-    let Some(rest) = url.strip_prefix("http://") else {
-        return Err(refuse("only http:// is supported"));
+    // The scheme is case-insensitive (as Go's url.Parse takes it); a member update stores
+    // URLs as given.
+    let rest = match url.split_at_checked("http://".len()) {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http://") => rest,
+        _ => return Err(refuse("only http:// is supported")),
     };
     let host_port = rest.split('/').next().unwrap_or(rest);
     let Some((host, port)) = host_port.rsplit_once(':') else {
@@ -238,7 +241,9 @@ mod tests {
         );
         assert_eq!(host_port("http://node-1:2380/").unwrap(), "node-1:2380");
         assert_eq!(host_port("http://[::1]:2380").unwrap(), "[::1]:2380");
+        assert_eq!(host_port("HTTP://node-1:2380").unwrap(), "node-1:2380");
         assert!(host_port("https://127.0.0.1:2380").is_err());
+        assert!(host_port(" http://127.0.0.1:2380").is_err());
         assert!(host_port("127.0.0.1:2380").is_err());
         assert!(host_port("http://127.0.0.1").is_err());
         assert!(host_port("http://:2380").is_err());
