@@ -220,3 +220,125 @@ impl MemberDirs {
         }
     }
 }
+
+/// What [`force_new_cluster`] did to the recovered log.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ForcedCluster {
+    /// The commit index the WAL recorded, and the one raft starts from: the index of the last
+    /// forced entry.
+    pub commit_recorded: u64,
+    pub commit: u64,
+    /// The members a forced conf change removes, in ID order.
+    pub removed: Vec<u64>,
+    /// Whether a forced conf change makes `own` a voter (it was none, or a learner).
+    pub added_self: bool,
+}
+
+/// etcd's `--force-new-cluster` on a restarting member: appends (durably, as committed) conf
+/// changes that make `own` the only voter: an `AddNode` for it if it was not a voter, then a
+/// `RemoveNode` for every other member that the snapshot or the log knows of. Raft applies them
+/// at start like any committed entry, so the member elects itself; the server's membership
+/// follows from the same entries.
+///
+/// Unlike etcd, which first drops the entries after the WAL's commit index, stead keeps every
+/// entry its WAL holds and commits them: the recorded commit index lags behind the cluster's
+/// (a hard state that only moves it is written without an fsync), so cutting there can drop
+/// writes the cluster committed and acknowledged. An entry past the cluster's real commit index
+/// was never acknowledged; committing it is an outcome its client was told was possible (a
+/// timeout or a lost leader), where losing an acknowledged write is not.
+pub fn force_new_cluster<L: DurableLog>(
+    log: &mut L,
+    recovered: &mut Recovered,
+    own: &InitialMember,
+) -> Result<ForcedCluster, NodeError> {
+    let snapshot_index = recovered
+        .snapshot
+        .as_ref()
+        .map_or(0, |s| s.get_metadata().index);
+    let commit_recorded = recovered.hard_state.commit.max(snapshot_index);
+
+    // Who is a member, and who a voter, at the end of the log.
+    let mut voters = std::collections::BTreeSet::new();
+    let mut learners = std::collections::BTreeSet::new();
+    if let Some(snapshot) = &recovered.snapshot {
+        let conf_state = snapshot.get_metadata().get_conf_state();
+        voters.extend(conf_state.get_voters().iter().copied());
+        learners.extend(conf_state.get_learners().iter().copied());
+    }
+    for entry in &recovered.entries {
+        if entry.get_entry_type() != EntryType::EntryConfChange {
+            continue;
+        }
+        let change = <ConfChange as protobuf::Message>::parse_from_bytes(&entry.data)
+            .map_err(|e| NodeError::corrupt_entry(entry.index, e))?;
+        let id = change.node_id;
+        match change.get_change_type() {
+            ConfChangeType::AddNode => {
+                learners.remove(&id);
+                voters.insert(id);
+            }
+            ConfChangeType::AddLearnerNode => {
+                voters.remove(&id);
+                learners.insert(id);
+            }
+            ConfChangeType::RemoveNode => {
+                voters.remove(&id);
+                learners.remove(&id);
+            }
+        }
+    }
+
+    let term = recovered.hard_state.term;
+    let mut changes = Vec::new();
+    // Self first: raft refuses a configuration without voters.
+    let added_self = !voters.contains(&own.id);
+    if added_self {
+        let mut change = ConfChange::default();
+        change.set_change_type(ConfChangeType::AddNode);
+        change.node_id = own.id;
+        change.context = own.context.clone().into();
+        changes.push(change);
+    }
+    let removed: Vec<u64> = voters
+        .union(&learners)
+        .copied()
+        .filter(|&id| id != own.id)
+        .collect();
+    for &id in &removed {
+        let mut change = ConfChange::default();
+        change.set_change_type(ConfChangeType::RemoveNode);
+        change.node_id = id;
+        changes.push(change);
+    }
+    let last_index = recovered
+        .entries
+        .last()
+        .map_or(snapshot_index, |entry| entry.index);
+    let forced = changes
+        .into_iter()
+        .zip(last_index + 1..)
+        .map(|(change, index)| -> Result<Entry, NodeError> {
+            let mut entry = Entry::default();
+            entry.set_entry_type(EntryType::EntryConfChange);
+            entry.term = term;
+            entry.index = index;
+            entry.data = change.write_to_bytes()?.into();
+            Ok(entry)
+        })
+        .collect::<Result<Vec<Entry>, NodeError>>()?;
+    let commit = forced.last().map_or(last_index, |entry| entry.index);
+    let hard_state = HardState {
+        commit,
+        ..recovered.hard_state.clone()
+    };
+    log.append(Some(&hard_state), &forced)?;
+    log.sync()?;
+    recovered.entries.extend(forced);
+    recovered.hard_state = hard_state;
+    Ok(ForcedCluster {
+        commit_recorded,
+        commit,
+        removed,
+        added_self,
+    })
+}

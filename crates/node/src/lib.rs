@@ -12,7 +12,10 @@ mod logger;
 mod mem_log;
 mod node;
 
-pub use durable::{DurableLog, InitialMember, MemberDirs, Recovered, WalLog, WalLogOptions};
+pub use durable::{
+    DurableLog, ForcedCluster, InitialMember, MemberDirs, Recovered, WalLog, WalLogOptions,
+    force_new_cluster,
+};
 pub use mem_log::MemLog;
 pub use node::{NodeConfig, ProposeError, RaftNode, ReadyOutput, SNAPSHOT_CATCH_UP_ENTRIES};
 pub use raft;

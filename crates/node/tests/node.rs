@@ -304,3 +304,68 @@ fn on_the_wal_a_restart_after_snapshots_and_released_segments_works() {
     round(&mut restarted, &mut replayed);
     assert_eq!(data_of(&replayed).last().unwrap(), b"after restart");
 }
+
+/// `--force-new-cluster`: one member of a three-member cluster restarts alone, keeps what was
+/// committed, elects itself, and commits on its own; the forced entries are durable.
+#[test]
+fn a_forced_new_cluster_keeps_the_committed_log_and_leaves_one_voter() {
+    use stead_node::{ForcedCluster, force_new_cluster};
+    let mut cluster = Cluster::new(&[1, 2, 3]);
+    let leader = cluster.tick_until_leader();
+    cluster
+        .nodes
+        .get_mut(&leader)
+        .unwrap()
+        .propose(b"x".to_vec())
+        .unwrap();
+    cluster.settle();
+    for _ in 0..3 {
+        for node in cluster.nodes.values_mut() {
+            node.tick();
+        }
+        cluster.settle();
+    }
+    let survivor = *cluster.nodes.keys().find(|&&id| id != leader).unwrap();
+    let mut log = cluster.nodes.remove(&survivor).unwrap().into_durable_log();
+    log.crash();
+    let mut recovered = log.recover_synced();
+    let last_before = recovered.entries.last().unwrap().index;
+    let commit_recorded = recovered.hard_state.commit;
+    let own = InitialMember {
+        id: survivor,
+        context: Vec::new(),
+    };
+    let forced = force_new_cluster(&mut log, &mut recovered, &own).unwrap();
+    let others: Vec<u64> = [1, 2, 3].into_iter().filter(|&id| id != survivor).collect();
+    assert_eq!(
+        forced,
+        ForcedCluster {
+            commit_recorded,
+            commit: last_before + 2,
+            removed: others.clone(),
+            added_self: false,
+        }
+    );
+    // A crash right after: the forced entries and commit index are on disk.
+    log.crash();
+    let recovered = log.recover_synced();
+    assert_eq!(recovered.hard_state.commit, last_before + 2);
+    assert_eq!(recovered.entries.last().unwrap().index, last_before + 2);
+
+    let mut node = RaftNode::new(&config(survivor), recovered, log).unwrap();
+    let (committed, _) = drain(&mut node);
+    assert_eq!(data_of(&committed), [b"x".to_vec()]);
+    assert_eq!(node.voters(), [survivor]);
+    for _ in 0..30 {
+        if node.is_leader() {
+            break;
+        }
+        node.tick();
+        drain(&mut node);
+    }
+    assert!(node.is_leader(), "the only voter elects itself");
+    node.propose(b"alone".to_vec()).unwrap();
+    let (committed, sent) = drain(&mut node);
+    assert!(sent.is_empty(), "no peers left to send to");
+    assert_eq!(data_of(&committed), [b"alone".to_vec()]);
+}

@@ -139,6 +139,8 @@ pub struct ServerConfig {
     pub enable_lease_checkpoint: bool,
     /// `--strict-reconfig-check`.
     pub strict_reconfig_check: bool,
+    /// `--force-new-cluster`.
+    pub force_new_cluster: bool,
     /// `--experimental-enable-lease-checkpoint-persist`.
     pub enable_lease_checkpoint_persist: bool,
     /// `--backend-batch-limit`; `None` (etcd's 0 or less): the backend's default.
@@ -184,6 +186,7 @@ impl Default for ServerConfig {
             watch_progress_notify_interval: Duration::from_secs(600),
             enable_lease_checkpoint: false,
             strict_reconfig_check: true,
+            force_new_cluster: false,
             enable_lease_checkpoint_persist: false,
             logger: Logger::Zap,
             log_level: LogLevel::Info,
@@ -361,6 +364,7 @@ enum Group {
     Clustering,
     Logging,
     Experimental,
+    Unsafe,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -434,7 +438,7 @@ const fn ignored(name: &'static str) -> Flag {
     }
 }
 
-use Group::{Clustering, Experimental, Logging, Member};
+use Group::{Clustering, Experimental, Logging, Member, Unsafe};
 use Kind::{Bool, Value};
 
 const OFF: &[&str] = &["false"];
@@ -725,7 +729,12 @@ const FLAGS: &[Flag] = &[
     refused("experimental-wait-cluster-ready-timeout", Value, NEVER),
     refused("experimental-warning-unary-request-duration", Value, NEVER),
     // Unsafe.
-    refused("force-new-cluster", Bool, OFF),
+    supported_bool(
+        "force-new-cluster",
+        Unsafe,
+        "'false'",
+        "Force to create a new one member cluster.",
+    ),
     refused("unsafe-no-fsync", Bool, OFF),
     // 3.4 flags removed in 3.5.
     refused("debug", Bool, OFF),
@@ -1030,6 +1039,7 @@ impl Builder {
             "max-wals" => config.max_wals = input_uint(input)?,
             "quota-backend-bytes" => config.quota_backend_bytes = input_int(input)?,
             "strict-reconfig-check" => config.strict_reconfig_check = input_bool(input)?,
+            "force-new-cluster" => config.force_new_cluster = input_bool(input)?,
             "experimental-enable-lease-checkpoint" => {
                 config.enable_lease_checkpoint = input_bool(input)?
             }
@@ -1662,6 +1672,7 @@ fn help_text() -> String {
         (Clustering, "Clustering"),
         (Logging, "Logging"),
         (Experimental, "Experimental feature"),
+        (Unsafe, "Unsafe feature"),
     ] {
         text.push_str(&format!("\n{title}:\n"));
         for flag in FLAGS {

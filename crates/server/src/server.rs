@@ -86,6 +86,9 @@ pub struct ServerOptions {
     pub lease_checkpointing: Option<Checkpointing>,
     /// `--strict-reconfig-check` (etcd's default: on).
     pub strict_reconfig_check: bool,
+    /// `--force-new-cluster`: a restarting member makes itself the only member of its cluster
+    /// (disaster recovery); ignored when the data dir is new, as etcd does.
+    pub force_new_cluster: bool,
 }
 
 /// The initial cluster of a new member, with etcd's IDs.
@@ -273,6 +276,31 @@ impl Shared {
     }
 }
 
+/// This member as a forced `AddNode` would add it (only when its log does not hold it as a
+/// voter): its entry in `--initial-cluster` if there is one, else its name alone.
+fn own_member_for_force(options: &ServerOptions, member_id: u64) -> InitialMember {
+    let bootstrap = &options.bootstrap;
+    let member = bootstrap
+        .members
+        .iter()
+        .find(|m| m.id == member_id || m.name == options.name)
+        .map_or_else(
+            || Member {
+                id: member_id,
+                name: options.name.clone(),
+                ..Member::default()
+            },
+            |m| Member {
+                id: member_id,
+                ..m.clone()
+            },
+        );
+    InitialMember {
+        id: member_id,
+        context: member.encode_to_vec(),
+    }
+}
+
 /// A running member. Cheap to clone: the services hold one each.
 #[derive(Clone)]
 pub struct EtcdServer {
@@ -296,10 +324,20 @@ impl EtcdServer {
         let dirs = MemberDirs::new(&options.data_dir, options.wal_dir.as_deref());
         let db_path = dirs.snap.join("db");
         let (log, recovered) = if WalLog::exists(&dirs.wal) {
-            let (log, recovered) = WalLog::open(&dirs.wal, &dirs.snap, options.wal)?;
+            let (mut log, mut recovered) = WalLog::open(&dirs.wal, &dirs.snap, options.wal)?;
             if let Some(torn) = &recovered.torn_tail {
                 warn!(path = %torn.path.display(), offset = torn.offset,
                     "the WAL ended in a torn write (never acknowledged); it was cut off");
+            }
+            if options.force_new_cluster {
+                let own = own_member_for_force(&options, recovered.metadata.member_id);
+                let forced = stead_node::force_new_cluster(&mut log, &mut recovered, &own)?;
+                warn!(cluster_id = %format_id(recovered.metadata.cluster_id),
+                    local_member_id = %format_id(recovered.metadata.member_id),
+                    commit_index = forced.commit,
+                    commit_index_recorded = forced.commit_recorded,
+                    removed = ?forced.removed.iter().map(|&id| format_id(id)).collect::<Vec<_>>(),
+                    "forcing restart member: a new one-member cluster from this member's log");
             }
             info!(data_dir = %options.data_dir.display(),
                 member_id = %format_id(recovered.metadata.member_id),

@@ -753,3 +753,78 @@ async fn membership_answers_as_etcd_does_on_one_member() {
         )
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn force_new_cluster_restarts_a_survivor_alone_with_every_acknowledged_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::start(dir.path(), 3, &[]);
+    let mut client = cluster.client().await;
+    let cluster_id = client
+        .status()
+        .await
+        .unwrap()
+        .header()
+        .unwrap()
+        .cluster_id();
+    let stop = Arc::new(AtomicBool::new(false));
+    let acks = Arc::new(AtomicU64::new(0));
+    let writers = start_writers(&cluster, 4, &stop, &acks);
+    wait_acks(&acks, 200).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut acked = Acknowledged::new();
+    for writer in writers {
+        acked.extend(writer.await.expect("writer"));
+    }
+    // The survivor has applied everything (a member that missed acknowledged writes would
+    // lose them: the operator picks the most up-to-date one, as with etcd).
+    let last = client
+        .put("last", "before the disaster", None)
+        .await
+        .unwrap();
+    let survivor = 1;
+    wait_local_value(&cluster.members[survivor], "last", "before the disaster").await;
+    let survivor_id = id_of(&mut client, &cluster.members[survivor]).await;
+    drop(client);
+    for member in &mut cluster.members {
+        member.kill();
+    }
+
+    let member = &mut cluster.members[survivor];
+    member.extra_args.push("--force-new-cluster".to_owned());
+    member.restart();
+    assert!(
+        member.log().contains("forcing restart member"),
+        "{}",
+        member.log()
+    );
+    assert_all_present(&cluster, &acked).await;
+    let mut client = client_of(&cluster.members[survivor]).await;
+    let members = client.member_list().await.unwrap();
+    let ids: Vec<u64> = members.members().iter().map(|m| m.id()).collect();
+    assert_eq!(ids, [survivor_id]);
+    assert_eq!(members.header().unwrap().cluster_id(), cluster_id);
+    let put = client.put("after", "alone", None).await.unwrap();
+    assert!(put.header().unwrap().revision() > last.header().unwrap().revision());
+
+    // A former member started with its old configuration is told it was removed, and stops.
+    let former = 0;
+    cluster.members[former].relaunch();
+    let status = cluster.members[former].wait_exit();
+    assert!(
+        cluster.members[former]
+            .log()
+            .contains("the member has been permanently removed from the cluster"),
+        "{status}:\n{}",
+        cluster.members[former].log()
+    );
+
+    // Restarted without the flag, the survivor is still a cluster of one with its data.
+    let member = &mut cluster.members[survivor];
+    member.terminate();
+    member.extra_args.retain(|arg| arg != "--force-new-cluster");
+    member.restart();
+    let mut client = client_of(&cluster.members[survivor]).await;
+    assert_eq!(client.member_list().await.unwrap().members().len(), 1);
+    client.put("after-restart", "alone", None).await.unwrap();
+    assert_all_present(&cluster, &acked).await;
+}

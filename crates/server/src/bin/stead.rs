@@ -125,6 +125,11 @@ async fn serve(config: ServerConfig) -> Result<(), String> {
                 return Err("the member stopped before it was ready".into());
             }
         }
+        // Removed from the cluster, or failed, before it could publish itself.
+        _ = server.failed() => {
+            let _ = server.stop().await;
+            return Err("the member stopped before it was ready".into());
+        }
         _ = terminate.recv() => return stop(&server, "SIGTERM").await,
         _ = interrupt.recv() => return stop(&server, "SIGINT").await,
     }
@@ -291,6 +296,7 @@ fn server_options(config: &ServerConfig) -> Result<ServerOptions, String> {
         max_txn_ops: usize::try_from(config.max_txn_ops).unwrap_or(usize::MAX),
         watch_progress_notify_interval: config.watch_progress_notify_interval,
         strict_reconfig_check: config.strict_reconfig_check,
+        force_new_cluster: config.force_new_cluster,
         lease_checkpointing: config.enable_lease_checkpoint.then_some(Checkpointing {
             interval: LEASE_CHECKPOINT_INTERVAL,
             persist: config.enable_lease_checkpoint_persist,

@@ -27,7 +27,7 @@ pub struct Member {
     pub client_port: u16,
     pub peer_port: u16,
     log_path: PathBuf,
-    extra_args: Vec<String>,
+    pub extra_args: Vec<String>,
     /// `--initial-cluster` of a member of a bigger cluster (default: itself alone).
     pub initial_cluster: Option<String>,
 }
