@@ -4,13 +4,16 @@
 #   bench/compare.sh                 # every workload, 1 round
 #   ROUNDS=3 bench/compare.sh        # alternate etcd/stead 3 times, keep the median
 #   WORKLOADS="put-1 range-l" bench/compare.sh
+#   WORKLOADS="put3-1 put3-100 put3-1000" bench/compare.sh   # the 3-member rows only
 #
 # It installs Debian's etcd-server if missing, builds stead and stead-bench in release mode,
-# and for each workload starts a fresh etcd and a fresh stead (single member, loopback, the
-# same flags: snapshot count, quota, heartbeat and election timeouts; data dirs on the same
-# filesystem), runs the same stead-bench command against each, and prints a table: throughput
-# ratio stead/etcd, p99 ratio, peak RSS of each server process, data dir size, and for the
-# 1M-key workload the time from a SIGKILL to serving again.
+# and for each workload starts a fresh etcd and a fresh stead (one member, or three for the
+# put3-* workloads; loopback, the same flags: snapshot count, quota, heartbeat and election
+# timeouts; data dirs on the same filesystem), runs the same stead-bench command against each
+# (with three members, over all three client URLs: connection i goes to member i mod 3), and
+# prints a table: throughput ratio stead/etcd, p99 ratio, peak RSS of the server processes
+# (summed over members), data dir size (summed), and for the 1M-key workload the time from a
+# SIGKILL to serving again.
 #
 # Ratios are what to quote: these machines are noisy. The raw JSON lines and server logs stay
 # in $OUT (printed at the end).
@@ -18,7 +21,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ROUNDS="${ROUNDS:-1}"
-WORKLOADS="${WORKLOADS:-put-1 put-100 put-1000 range-l range-s txn-put watch-10k lease-keepalive load-1m}"
+WORKLOADS="${WORKLOADS:-put-1 put-100 put-1000 put3-1 put3-100 put3-1000 range-l range-s txn-put watch-10k lease-keepalive load-1m}"
 OUT="${OUT:-$(mktemp -d "${TMPDIR:-/var/tmp}/stead-compare.XXXXXX")}"
 mkdir -p "$OUT"
 
@@ -40,9 +43,9 @@ ETCD="$(command -v etcd)"
 # 8-byte keys, 256-byte values.
 bench_args() {
   case "$1" in
-    put-1)    echo "put --clients 1 --conns 1 --total 3000 --key-size 8 --val-size 256 --key-space-size 100000" ;;
-    put-100)  echo "put --clients 100 --conns 10 --total 100000 --key-size 8 --val-size 256 --key-space-size 100000" ;;
-    put-1000) echo "put --clients 1000 --conns 100 --total 200000 --key-size 8 --val-size 256 --key-space-size 100000" ;;
+    put-1|put3-1)       echo "put --clients 1 --conns 1 --total 3000 --key-size 8 --val-size 256 --key-space-size 100000" ;;
+    put-100|put3-100)   echo "put --clients 100 --conns 10 --total 100000 --key-size 8 --val-size 256 --key-space-size 100000" ;;
+    put-1000|put3-1000) echo "put --clients 1000 --conns 100 --total 200000 --key-size 8 --val-size 256 --key-space-size 100000" ;;
     range-l)  echo "range key --clients 1000 --conns 100 --total 200000 --consistency l" ;;
     range-s)  echo "range key --clients 1000 --conns 100 --total 200000 --consistency s" ;;
     txn-put)  echo "txn-put --clients 100 --conns 10 --total 50000 --key-size 8 --val-size 256 --key-space-size 100000" ;;
@@ -60,26 +63,55 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }
 
-SERVER_PID=""
-CLIENT_PORT=""
+SERVER_PIDS=()
+CLIENT_PORTS=()
+PEER_PORTS=()
+ENDPOINTS=""
 
-# start_server <etcd|stead> <data dir> <log file>
+# members_of <workload>: how many members the workload runs on.
+members_of() { case "$1" in put3-*) echo 3 ;; *) echo 1 ;; esac; }
+
+# start_server <etcd|stead> <data dir> <log file> <members>: starts the members on fresh ports
+# (data dirs <data dir>/m<i>, logs <log file>.m<i> beside one another) and waits until each
+# serves.
 start_server() {
-  local kind="$1" dir="$2" log="$3" binary
-  CLIENT_PORT="$(free_port)"
-  local peer_port; peer_port="$(free_port)"
+  local kind="$1" dir="$2" log="$3" members="$4"
+  CLIENT_PORTS=()
+  PEER_PORTS=()
+  local i cluster=""
+  for i in $(seq 0 $((members - 1))); do
+    CLIENT_PORTS+=("$(free_port)")
+    PEER_PORTS+=("$(free_port)")
+    cluster+="${cluster:+,}m$i=http://127.0.0.1:${PEER_PORTS[$i]}"
+  done
+  if [ "$members" -eq 1 ]; then cluster="default=http://127.0.0.1:${PEER_PORTS[0]}"; fi
+  launch_members "$kind" "$dir" "$log" "$cluster"
+}
+
+# launch_members <etcd|stead> <data dir> <log file> <initial cluster>: on CLIENT_PORTS and
+# PEER_PORTS (a restart reuses them).
+launch_members() {
+  local kind="$1" dir="$2" log="$3" cluster="$4" binary i name data
   case "$kind" in
     etcd) binary="$ETCD" ;;
     stead) binary="$STEAD" ;;
   esac
-  "$binary" --name default --data-dir "$dir" \
-    --listen-client-urls "http://127.0.0.1:$CLIENT_PORT" --advertise-client-urls "http://127.0.0.1:$CLIENT_PORT" \
-    --listen-peer-urls "http://127.0.0.1:$peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
-    --initial-cluster "default=http://127.0.0.1:$peer_port" \
-    --snapshot-count 100000 --quota-backend-bytes 8589934592 \
-    --heartbeat-interval 100 --election-timeout 1000 >"$log" 2>&1 &
-  SERVER_PID=$!
-  wait_serving "$CLIENT_PORT"
+  SERVER_PIDS=()
+  ENDPOINTS=""
+  local members="${#CLIENT_PORTS[@]}"
+  for i in $(seq 0 $((members - 1))); do
+    if [ "$members" -eq 1 ]; then name=default; data="$dir"; else name="m$i"; data="$dir/m$i"; fi
+    local client="http://127.0.0.1:${CLIENT_PORTS[$i]}" peer="http://127.0.0.1:${PEER_PORTS[$i]}"
+    "$binary" --name "$name" --data-dir "$data" \
+      --listen-client-urls "$client" --advertise-client-urls "$client" \
+      --listen-peer-urls "$peer" --initial-advertise-peer-urls "$peer" \
+      --initial-cluster "$cluster" \
+      --snapshot-count 100000 --quota-backend-bytes 8589934592 \
+      --heartbeat-interval 100 --election-timeout 1000 >"$log.m$i" 2>&1 &
+    SERVER_PIDS+=($!)
+    ENDPOINTS+="${ENDPOINTS:+,}127.0.0.1:${CLIENT_PORTS[$i]}"
+  done
+  for i in $(seq 0 $((members - 1))); do wait_serving "${CLIENT_PORTS[$i]}"; done
 }
 
 # Waits until a get succeeds; prints nothing.
@@ -95,33 +127,42 @@ wait_serving() {
   return 1
 }
 
-peak_rss_kib() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
+# The peak resident memory of every member, summed (KiB).
+peak_rss_kib() {
+  local pid total=0
+  for pid in "$@"; do total=$((total + $(awk '/VmHWM/ {print $2}' "/proc/$pid/status"))); done
+  echo "$total"
+}
 
-stop_server() { kill -9 "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; }
+stop_server() {
+  local pid
+  for pid in "${SERVER_PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
+  for pid in "${SERVER_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  SERVER_PIDS=()
+}
 
 # run_workload <etcd|stead> <workload> <round> -> appends a JSON line to $OUT/results.jsonl
 run_workload() {
   local kind="$1" workload="$2" round="$3"
   local dir="$OUT/$kind-$workload-$round"
   rm -rf "$dir"
-  start_server "$kind" "$dir/data" "$dir.log"
+  start_server "$kind" "$dir/data" "$dir.log" "$(members_of "$workload")"
   case "$workload" in
     range-*) # the key every range reads: one 256-byte value
-      ETCDCTL_API=3 etcdctl --endpoints "127.0.0.1:$CLIENT_PORT" put key "$(head -c 256 /dev/zero | tr '\0' v)" >/dev/null ;;
+      ETCDCTL_API=3 etcdctl --endpoints "$ENDPOINTS" put key "$(head -c 256 /dev/zero | tr '\0' v)" >/dev/null ;;
   esac
   # shellcheck disable=SC2046
   local result
-  result="$("$BENCH" $(bench_args "$workload") --endpoints "127.0.0.1:$CLIENT_PORT" --json 2>>"$dir.bench.log" | tail -1)"
-  local rss; rss="$(peak_rss_kib "$SERVER_PID")"
+  result="$("$BENCH" $(bench_args "$workload") --endpoints "$ENDPOINTS" --json 2>>"$dir.bench.log" | tail -1)"
+  local rss; rss="$(peak_rss_kib "${SERVER_PIDS[@]}")"
   local size; size="$(du -sb "$dir/data" | cut -f1)"
   local restart_ms="null" restart_rss="null"
   if [ "$workload" = "load-1m" ]; then
-    local pid="$SERVER_PID"
-    kill -9 "$pid"; wait "$pid" 2>/dev/null || true
+    stop_server
     local started; started="$(date +%s%N)"
-    restart_server "$kind" "$dir/data" "$dir.restart.log"
+    launch_members "$kind" "$dir/data" "$dir.restart.log" "default=http://127.0.0.1:${PEER_PORTS[0]}"
     restart_ms=$(( ($(date +%s%N) - started) / 1000000 ))
-    restart_rss="$(peak_rss_kib "$SERVER_PID")"
+    restart_rss="$(peak_rss_kib "${SERVER_PIDS[@]}")"
   fi
   stop_server
   python3 - "$kind" "$workload" "$round" "$rss" "$size" "$restart_ms" "$restart_rss" "$result" >>"$OUT/results.jsonl" <<'EOF'
@@ -133,24 +174,6 @@ line.update(server=kind, workload=workload, round=int(rnd), peak_rss_kib=int(rss
             restart_peak_rss_kib=None if restart_rss == "null" else int(restart_rss))
 print(json.dumps(line))
 EOF
-}
-
-# Restarts on the same data dir and ports (the peer port is irrelevant for one member).
-restart_server() {
-  local kind="$1" dir="$2" log="$3" binary
-  case "$kind" in
-    etcd) binary="$ETCD" ;;
-    stead) binary="$STEAD" ;;
-  esac
-  local peer_port; peer_port="$(free_port)"
-  "$binary" --name default --data-dir "$dir" \
-    --listen-client-urls "http://127.0.0.1:$CLIENT_PORT" --advertise-client-urls "http://127.0.0.1:$CLIENT_PORT" \
-    --listen-peer-urls "http://127.0.0.1:$peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
-    --initial-cluster "default=http://127.0.0.1:$peer_port" \
-    --snapshot-count 100000 --quota-backend-bytes 8589934592 \
-    --heartbeat-interval 100 --election-timeout 1000 >"$log" 2>&1 &
-  SERVER_PID=$!
-  wait_serving "$CLIENT_PORT"
 }
 
 trap stop_server EXIT
@@ -194,6 +217,6 @@ for w in workloads:
     dir_mib = lambda v: None if v is None else v / 1048576
     print(f"{w:10} {fmt(er):>11} {fmt(sr):>12} {ratio(sr, er):>7} {fmt(ep,'ms'):>9} {fmt(sp,'ms'):>10} {ratio(sp, ep):>9} {fmt(mib(em),'M'):>9} {fmt(mib(sm),'M'):>10} {ratio(sm, em):>9} {fmt(dir_mib(ed),'M'):>9} {fmt(dir_mib(sd),'M'):>10} {fmt(et,'ms'):>12} {fmt(st,'ms'):>13} {ratio(srm, erm):>17}")
 print()
-print("missing rows (the feature is not in stead yet): put on 3 members")
+print("put3-*: three members of each on this machine; RSS and data dir summed over the members.")
 EOF
 echo "compare: raw results and logs in $OUT" >&2

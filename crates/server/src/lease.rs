@@ -139,11 +139,17 @@ impl EtcdServer {
         self,
         mut requests: Streaming<LeaseKeepAliveRequest>,
         responses: mpsc::Sender<Result<LeaseKeepAliveResponse, Status>>,
+        requires_leader: bool,
     ) {
         let mut closing = self.shared.closing.subscribe();
+        let mut leader_lost = self.shared.leader_lost.subscribe();
         loop {
             let next = tokio::select! {
                 next = requests.message() => next,
+                Ok(()) = leader_lost.changed(), if requires_leader => {
+                    let _ = responses.send(Err(EtcdError::NoLeader.into())).await;
+                    return;
+                }
                 () = async { let _ = closing.wait_for(|closing| *closing).await; } => {
                     let _ = responses.send(Err(EtcdError::Stopped.into())).await;
                     return;
@@ -237,10 +243,12 @@ impl Lease for EtcdServer {
             return Err(EtcdError::Stopped.into());
         }
         let (responses, queued) = mpsc::channel(KEEP_ALIVE_RESPONSES_QUEUED);
-        tokio::spawn(
-            self.clone()
-                .serve_keep_alives(request.into_inner(), responses),
-        );
+        let requires_leader = crate::require_leader::requires_leader(request.metadata());
+        tokio::spawn(self.clone().serve_keep_alives(
+            request.into_inner(),
+            responses,
+            requires_leader,
+        ));
         Ok(Response::new(Box::pin(ReceiverStream::new(queued))))
     }
 

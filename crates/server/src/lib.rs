@@ -19,6 +19,7 @@ mod members;
 pub mod membership;
 mod peers;
 mod read_index;
+pub mod require_leader;
 mod server;
 mod services;
 mod validate;

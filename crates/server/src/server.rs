@@ -250,6 +250,8 @@ pub(crate) struct Shared {
     pub(crate) stopped: AtomicBool,
     /// Set once this member's attributes are applied: it serves clients from then on.
     pub(crate) published: watch::Sender<bool>,
+    /// Bumped when require-leader streams must end (no leader for a while).
+    pub(crate) leader_lost: crate::require_leader::LeaderLost,
 }
 
 impl Shared {
@@ -459,6 +461,7 @@ impl EtcdServer {
             snapshot_count: options.snapshot_count.max(1),
             stopped: AtomicBool::new(false),
             published: watch::Sender::new(false),
+            leader_lost: watch::Sender::new(0),
         });
 
         crate::peers::refresh(&shared)?;
@@ -495,6 +498,7 @@ impl EtcdServer {
         runtime.spawn(crate::read_index::run(Arc::clone(&server.shared)));
         runtime.spawn(publish(server.clone()));
         runtime.spawn(crate::lease::expire(server.clone()));
+        runtime.spawn(crate::require_leader::monitor(Arc::clone(&server.shared)));
         Ok(server)
     }
 

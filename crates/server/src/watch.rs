@@ -44,6 +44,9 @@ impl Watch for EtcdServer {
         if self.shared.stopped.load(Ordering::SeqCst) {
             return Err(EtcdError::Stopped.into());
         }
+        let leader_lost = crate::require_leader::requires_leader(request.metadata()).then(|| {
+            tokio_stream::wrappers::WatchStream::from_changes(self.shared.leader_lost.subscribe())
+        });
         let incoming = request.into_inner();
         let (stream, outbox) = WatchStream::open(&self.shared.watch_hub);
         let interval = self.shared.watch_progress_notify_interval;
@@ -58,6 +61,7 @@ impl Watch for EtcdServer {
             ready: VecDeque::new(),
             ticker: tokio::time::interval_at(tokio::time::Instant::now() + interval, interval),
             closing: tokio_stream::wrappers::WatchStream::new(self.shared.closing.subscribe()),
+            leader_lost,
             ended: false,
         };
         tokio::spawn(receive(incoming, stream));
@@ -145,6 +149,8 @@ pub struct Responses {
     ready: VecDeque<WatchResponse>,
     ticker: tokio::time::Interval,
     closing: tokio_stream::wrappers::WatchStream<bool>,
+    /// For a require-leader stream (`hasleader` metadata): yields when such streams must end.
+    leader_lost: Option<tokio_stream::wrappers::WatchStream<u64>>,
     ended: bool,
 }
 
@@ -164,6 +170,12 @@ impl Stream for Responses {
                 this.ended = true;
                 return Poll::Ready(Some(Err(EtcdError::Stopped.into())));
             }
+        }
+        if let Some(leader_lost) = &mut this.leader_lost
+            && Pin::new(leader_lost).poll_next(cx).is_ready()
+        {
+            this.ended = true;
+            return Poll::Ready(Some(Err(EtcdError::NoLeader.into())));
         }
         while this.ticker.poll_tick(cx).is_ready() {
             for (&watch_id, due) in &mut this.renderer.progress_due {

@@ -828,3 +828,70 @@ async fn force_new_cluster_restarts_a_survivor_alone_with_every_acknowledged_wri
     client.put("after-restart", "alone", None).await.unwrap();
     assert_all_present(&cluster, &acked).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn require_leader_requests_fail_without_a_leader_and_their_streams_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::start(dir.path(), 3, &[]);
+    let leader = cluster.leader().await;
+    let survivor = (leader + 1) % 3;
+    let url = cluster.members[survivor].client_url();
+    let options = etcd_client::ConnectOptions::new().with_require_leader(true);
+    let mut required = Client::connect([url.as_str()], Some(options))
+        .await
+        .unwrap();
+    required.put("k", "v", None).await.unwrap();
+    let mut events = required.watch("k", None).await.unwrap();
+    let lease = required.lease_grant(60, None).await.unwrap().id();
+    let (_keeper, mut renewals) = required.lease_keep_alive(lease).await.unwrap();
+
+    // Without the other two, the survivor has no leader.
+    for (i, member) in cluster.members.iter_mut().enumerate() {
+        if i != survivor {
+            member.kill();
+        }
+    }
+    let mut plain = client_of(&cluster.members[survivor]).await;
+    let deadline = Instant::now() + WITHIN;
+    while plain.status().await.unwrap().leader() != 0 {
+        assert!(Instant::now() < deadline, "the survivor kept a leader");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let refused = required
+        .get("k", Some(GetOptions::new().with_serializable()))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        common::status_of(refused),
+        (tonic::Code::Unavailable, "etcdserver: no leader".to_owned())
+    );
+    // Without the metadata, a serializable read is served from local state.
+    let local = plain
+        .get("k", Some(GetOptions::new().with_serializable()))
+        .await
+        .unwrap();
+    assert_eq!(local.kvs()[0].value(), b"v");
+    // Streams opened with the metadata end after a few election timeouts without a leader.
+    let ended = loop {
+        match events.message().await {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("the watch stream ended without an error"),
+            Err(err) => break err,
+        }
+    };
+    assert_eq!(
+        common::status_of(ended),
+        (tonic::Code::Unavailable, "etcdserver: no leader".to_owned())
+    );
+    let ended = loop {
+        match renewals.message().await {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("the keep-alive stream ended without an error"),
+            Err(err) => break err,
+        }
+    };
+    assert_eq!(
+        common::status_of(ended),
+        (tonic::Code::Unavailable, "etcdserver: no leader".to_owned())
+    );
+}

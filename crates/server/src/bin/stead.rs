@@ -24,6 +24,7 @@ use stead_proto::etcdserverpb::{
 use stead_server::config::{self, ClusterState, Invocation, LogLevel, ServerConfig};
 use stead_server::grpc_compat::EtcdCompatible;
 use stead_server::membership::{InitialCluster, Url, format_id, parse_initial_cluster};
+use stead_server::require_leader::RequireLeader;
 use stead_server::{BootstrapCluster, EtcdServer, GRPC_OVERHEAD_BYTES, ServerOptions};
 use stead_transport::fetch_cluster_info;
 use stead_wal::WalOptions;
@@ -151,21 +152,26 @@ async fn serve(config: ServerConfig) -> Result<(), String> {
             stream
         });
         let router = tonic::transport::Server::builder()
-            .add_service(EtcdCompatible(
+            .add_service(EtcdCompatible(RequireLeader::new(
                 KvServer::new(server.clone()).max_decoding_message_size(request_bytes_max),
-            ))
-            .add_service(EtcdCompatible(
+                &server,
+            )))
+            .add_service(EtcdCompatible(RequireLeader::new(
                 MaintenanceServer::new(server.clone()).max_decoding_message_size(request_bytes_max),
-            ))
-            .add_service(EtcdCompatible(
+                &server,
+            )))
+            .add_service(EtcdCompatible(RequireLeader::new(
                 ClusterServer::new(server.clone()).max_decoding_message_size(request_bytes_max),
-            ))
-            .add_service(EtcdCompatible(
+                &server,
+            )))
+            .add_service(EtcdCompatible(RequireLeader::new(
                 WatchServer::new(server.clone()).max_decoding_message_size(request_bytes_max),
-            ))
-            .add_service(EtcdCompatible(
+                &server,
+            )))
+            .add_service(EtcdCompatible(RequireLeader::new(
                 LeaseServer::new(server.clone()).max_decoding_message_size(request_bytes_max),
-            ));
+                &server,
+            )));
         let mut requested = shutdown_requested.clone();
         serving.spawn(router.serve_with_incoming_shutdown(incoming, async move {
             let _ = requested.wait_for(|requested| *requested).await;
