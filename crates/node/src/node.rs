@@ -249,6 +249,24 @@ impl<L: DurableLog> RaftNode<L> {
         Some((follower, leader))
     }
 
+    /// As leader, the least index that every peer it tracks (voters and learners) is known to
+    /// have: `Some(None)` when it has no peers; `None` when it does not lead.
+    pub fn peers_matched(&self) -> Option<Option<u64>> {
+        if !self.is_leader() {
+            return None;
+        }
+        let own = self.raw.raft.id;
+        Some(
+            self.raw
+                .raft
+                .prs()
+                .iter()
+                .filter(|(id, _)| **id != own)
+                .map(|(_, progress)| progress.matched)
+                .min(),
+        )
+    }
+
     /// Asks for a read index; the answer comes in [`ReadyOutput::read_states`] with `context`.
     pub fn read_index(&mut self, context: Vec<u8>) {
         self.raw.read_index(context);
@@ -322,8 +340,8 @@ impl<L: DurableLog> RaftNode<L> {
     }
 
     /// Drops in-memory log entries before `index` (at most up to the last entry, which is always
-    /// kept). Only for entries no peer will need: a sole voter's applied entries. They stay in
-    /// the durable log until a snapshot releases it.
+    /// kept). Only for applied entries no peer is expected to need (one that does gets a
+    /// snapshot). They stay in the durable log until a snapshot releases it.
     pub fn compact_log_memory(&mut self, index: u64) -> Result<(), NodeError> {
         let store = self.raw.store().log.clone();
         let index = index.min(store.last_index()?);

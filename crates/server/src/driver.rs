@@ -30,11 +30,15 @@ use crate::server::{ApplyInput, DriverInput, Shared};
 /// Inputs taken from the inbox in one round, so that a flood of proposals still lets raft
 /// make progress (and fsync) regularly.
 const INPUTS_PER_ROUND_MAX: usize = 4096;
-/// A sole voter keeps this many applied entries in memory; nothing else needs them (they stay
-/// in the WAL until a snapshot releases it).
-const SOLE_VOTER_APPLIED_ENTRIES_KEPT: u64 = 1_000;
-/// ... and drops the rest once this many more have piled up, to drop them in few large steps.
-const SOLE_VOTER_COMPACTION_STEP: u64 = 10_000;
+/// A sole member keeps this many applied entries in memory; nothing else needs them (they
+/// stay in the WAL until a snapshot releases it).
+const SOLE_MEMBER_ENTRIES_KEPT: u64 = 1_000;
+/// A member with peers keeps this many entries behind the slowest of them (as leader) or
+/// behind what it applied (as follower): a peer further behind gets a snapshot (etcd's
+/// SnapshotCatchUpEntries).
+const CATCH_UP_ENTRIES_KEPT: u64 = stead_node::SNAPSHOT_CATCH_UP_ENTRIES;
+/// Entries are dropped from memory once this many more have piled up, in few large steps.
+const LOG_MEMORY_COMPACTION_STEP: u64 = 10_000;
 /// Proposals held while there is no leader; beyond it they fail with "no leader".
 pub(crate) const PENDING_PROPOSALS_MAX: usize = 8192;
 
@@ -173,15 +177,18 @@ fn drive(
         if node.take_snapshot_request() {
             let _ = apply.try_send(ApplyInput::SnapshotRequest);
         }
-        // Followers catch up from the raft log in memory; a sole voter has none, so it keeps
-        // only a little of what the state machine applied (etcd keeps everything since the last
-        // snapshot: up to --snapshot-count entries).
-        // The membership check (it collects the voters) only once a step is due.
+        // Peers catch up from the raft log in memory. etcd keeps everything since the last
+        // snapshot there (up to --snapshot-count entries); stead keeps what a peer may still
+        // need: a leader, a margin behind its slowest peer; a follower (which sends entries to
+        // nobody until it leads), a margin behind what it applied; a sole member, a little.
+        // Never anything the state machine has not applied.
         let applied = *shared.applied.borrow();
-        let keep_from = applied.saturating_sub(SOLE_VOTER_APPLIED_ENTRIES_KEPT);
-        if keep_from >= node.first_log_index()? + SOLE_VOTER_COMPACTION_STEP
-            && node.voters() == [shared.member_id]
-        {
+        let keep_from = match node.peers_matched() {
+            Some(None) => applied.saturating_sub(SOLE_MEMBER_ENTRIES_KEPT),
+            Some(Some(slowest)) => applied.min(slowest).saturating_sub(CATCH_UP_ENTRIES_KEPT),
+            None => applied.saturating_sub(CATCH_UP_ENTRIES_KEPT),
+        };
+        if keep_from >= node.first_log_index()? + LOG_MEMORY_COMPACTION_STEP {
             node.compact_log_memory(keep_from)?;
         }
     }

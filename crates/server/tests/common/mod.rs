@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 /// Liveness bound for start-up (not a performance assertion).
 const READY_WITHIN: Duration = Duration::from_secs(60);
+/// Bound on one question to one member while looking for the leader.
+const ASK_WITHIN: Duration = Duration::from_secs(5);
 
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -28,6 +30,8 @@ pub struct Member {
     pub peer_port: u16,
     log_path: PathBuf,
     pub extra_args: Vec<String>,
+    /// Stopped with SIGSTOP: it accepts connections (the kernel does) but answers nothing.
+    paused: bool,
     /// `--initial-cluster` of a member of a bigger cluster (default: itself alone).
     pub initial_cluster: Option<String>,
 }
@@ -57,6 +61,7 @@ impl Member {
             peer_port: free_port(),
             log_path: data_dir.with_extension("log"),
             extra_args: extra_args.iter().map(|a| (*a).to_owned()).collect(),
+            paused: false,
             initial_cluster: None,
         }
     }
@@ -172,11 +177,18 @@ impl Member {
     /// SIGSTOP: the process freezes (to its peers, a partition); `resume` thaws it.
     pub fn pause(&mut self) {
         self.signal(libc::SIGSTOP);
+        self.paused = true;
     }
 
     /// SIGCONT after [`Member::pause`].
     pub fn resume(&mut self) {
         self.signal(libc::SIGCONT);
+        self.paused = false;
+    }
+
+    /// Whether the process runs and is not paused: it answers.
+    pub fn answers(&self) -> bool {
+        self.is_running() && !self.paused
     }
 
     fn signal(&self, signal: libc::c_int) {
@@ -278,38 +290,35 @@ impl Cluster {
     }
 
     /// The index of the member that leads, as running members see it (asked through Status
-    /// until one answers with a leader that runs; liveness bound 60 s).
+    /// until one answers with a leader that runs; liveness bound 60 s). Paused members are not
+    /// asked (a connection to one hangs), and each question has its own bound.
     pub async fn leader(&self) -> usize {
         let deadline = Instant::now() + READY_WITHIN;
         loop {
-            for member in self.members.iter().filter(|m| m.is_running()) {
-                let Ok(mut client) =
-                    etcd_client::Client::connect([member.client_url()], None).await
-                else {
-                    continue;
-                };
-                let Ok(status) = client.status().await else {
-                    continue;
-                };
-                let leader = status.leader();
-                if leader == 0 {
-                    continue;
-                }
-                let Ok(members) = client.member_list().await else {
-                    continue;
-                };
-                let Some(name) = members
-                    .members()
-                    .iter()
-                    .find(|m| m.id() == leader)
-                    .map(|m| m.name().to_owned())
-                else {
+            for member in self.members.iter().filter(|m| m.answers()) {
+                let asked = tokio::time::timeout(ASK_WITHIN, async {
+                    let mut client = etcd_client::Client::connect([member.client_url()], None)
+                        .await
+                        .ok()?;
+                    let leader = client.status().await.ok()?.leader();
+                    if leader == 0 {
+                        return None;
+                    }
+                    let members = client.member_list().await.ok()?;
+                    members
+                        .members()
+                        .iter()
+                        .find(|m| m.id() == leader)
+                        .map(|m| m.name().to_owned())
+                })
+                .await;
+                let Ok(Some(name)) = asked else {
                     continue;
                 };
                 if let Some(index) = self
                     .members
                     .iter()
-                    .position(|m| m.name == name && m.is_running())
+                    .position(|m| m.name == name && m.answers())
                 {
                     return index;
                 }
