@@ -304,6 +304,9 @@ fn process(
                 term = metadata.term,
                 "installing the leader's snapshot"
             );
+            // A crash here leaves raft's snapshot durable and the backend behind it: start-up
+            // installs the received file (peers::install_pending_snapshot).
+            crate::failpoint::crash_at("snapshot-saved-not-installed");
             let install = ApplyInput::Snapshot {
                 index: metadata.index,
                 term: metadata.term,

@@ -11,6 +11,7 @@ mod apply;
 pub mod config;
 mod driver;
 mod error;
+mod failpoint;
 mod forward;
 pub mod grpc_compat;
 mod id;

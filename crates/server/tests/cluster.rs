@@ -895,3 +895,69 @@ async fn require_leader_requests_fail_without_a_leader_and_their_streams_end() {
         (tonic::Code::Unavailable, "etcdserver: no leader".to_owned())
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_between_saving_and_installing_the_leaders_snapshot_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::start(dir.path(), 3, &["--snapshot-count", "500"]);
+    let leader = cluster.leader().await;
+    let behind = (leader + 1) % 3;
+    cluster.members[behind].kill();
+    // Writers run throughout: past the leader's in-memory log (5,000 entries), so the follower
+    // can only catch up from a snapshot, and on while it crashes and restarts.
+    let stop = Arc::new(AtomicBool::new(false));
+    let acks = Arc::new(AtomicU64::new(0));
+    let writers = start_writers(&cluster, 16, &stop, &acks);
+    wait_acks(&acks, 7_000).await;
+    // The follower crashes right after raft made the leader's snapshot durable, before its
+    // backend holds it.
+    let member = &mut cluster.members[behind];
+    member.env = vec![(
+        "STEAD_FAILPOINT".to_owned(),
+        "snapshot-saved-not-installed".to_owned(),
+    )];
+    member.relaunch();
+    let status = member.wait_exit();
+    assert!(
+        member.log().contains("failpoint reached"),
+        "{status}:\n{}",
+        member.log()
+    );
+    member.env.clear();
+    member.restart();
+    assert!(
+        member
+            .log()
+            .contains("installing a snapshot a restart interrupted"),
+        "{}",
+        member.log()
+    );
+    let after_restart = acks.load(Ordering::Relaxed);
+    wait_acks(&acks, after_restart + 500).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut acked = Acknowledged::new();
+    for writer in writers {
+        acked.extend(writer.await.expect("writer"));
+    }
+    let mut client = client_of(&cluster.members[leader]).await;
+    client.put("last", "written", None).await.unwrap();
+    for member in &cluster.members {
+        wait_local_value(member, "last", "written").await;
+    }
+    assert_all_present(&cluster, &acked).await;
+    let mut states = Vec::new();
+    for member in &cluster.members {
+        let mut client = client_of(member).await;
+        let revision = client
+            .get("last", Some(GetOptions::new().with_serializable()))
+            .await
+            .unwrap()
+            .header()
+            .unwrap()
+            .revision();
+        let hash = client.hash_kv(revision).await.unwrap().hash();
+        states.push((revision, hash));
+    }
+    states.dedup();
+    assert_eq!(states.len(), 1, "members differ: {states:?}");
+}

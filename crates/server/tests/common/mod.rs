@@ -32,6 +32,8 @@ pub struct Member {
     pub extra_args: Vec<String>,
     /// Stopped with SIGSTOP: it accepts connections (the kernel does) but answers nothing.
     paused: bool,
+    /// Environment of the next launch (a failpoint, say).
+    pub env: Vec<(String, String)>,
     /// `--initial-cluster` of a member of a bigger cluster (default: itself alone).
     pub initial_cluster: Option<String>,
 }
@@ -62,6 +64,7 @@ impl Member {
             log_path: data_dir.with_extension("log"),
             extra_args: extra_args.iter().map(|a| (*a).to_owned()).collect(),
             paused: false,
+            env: Vec::new(),
             initial_cluster: None,
         }
     }
@@ -102,6 +105,7 @@ impl Member {
         let child = Command::new(env!("CARGO_BIN_EXE_stead"))
             .args(self.args())
             .env_remove("RUST_LOG")
+            .envs(self.env.iter().map(|(key, value)| (key, value)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log file"))
             .stderr(log)
