@@ -961,3 +961,68 @@ async fn a_crash_between_saving_and_installing_the_leaders_snapshot_loses_nothin
     states.dedup();
     assert_eq!(states.len(), 1, "members differ: {states:?}");
 }
+
+/// Debian's etcdctl 3.4 on a stead cluster: `ETCDCTL_API=3 etcdctl <args>`; stdout, or a
+/// panic with stderr.
+fn etcdctl(args: &[&str]) -> String {
+    let output = std::process::Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .args(args)
+        .output()
+        .expect("etcdctl (Debian's etcd-client; scripts/test installs it)");
+    assert!(
+        output.status.success(),
+        "etcdctl {args:?}: {}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcdctl_writes_through_one_member_and_reads_through_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::start(dir.path(), 3, &[]);
+    let endpoint = |i: usize| format!("--endpoints={}", cluster.members[i].client_url());
+    assert_eq!(etcdctl(&[&endpoint(0), "put", "via-m0", "hello"]), "OK\n");
+    // A linearizable read through another member sees it at once.
+    assert_eq!(
+        etcdctl(&[&endpoint(2), "get", "via-m0", "--print-value-only"]),
+        "hello\n"
+    );
+    let listed = etcdctl(&[&endpoint(1), "member", "list"]);
+    for member in &cluster.members {
+        let line = listed
+            .lines()
+            .find(|line| line.contains(&format!(", {}, ", member.name)))
+            .unwrap_or_else(|| panic!("{} not listed:\n{listed}", member.name));
+        assert!(line.contains(", started, "), "{line}");
+        assert!(line.contains(&member.client_url()), "{line}");
+        assert!(line.ends_with(", false"), "{line}");
+    }
+    let health = etcdctl(&[
+        &endpoint(0),
+        "endpoint",
+        "health",
+        "--cluster",
+        "-w",
+        "json",
+    ]);
+    for member in &cluster.members {
+        assert!(
+            health.contains(&format!(
+                "\"endpoint\":\"{}\",\"health\":true",
+                member.client_url()
+            )),
+            "{health}"
+        );
+    }
+    let all = format!("--endpoints={}", cluster.endpoints().join(","));
+    let status = etcdctl(&[&all, "endpoint", "status", "-w", "json"]);
+    let leaders: std::collections::BTreeSet<&str> = status
+        .split("\"leader\":")
+        .skip(1)
+        .map(|rest| rest.split(',').next().unwrap_or_default())
+        .collect();
+    assert_eq!(leaders.len(), 1, "members name different leaders: {status}");
+}
