@@ -154,6 +154,17 @@ impl Cluster {
     }
 
     /// Processes readies and delivers messages until the cluster is quiet.
+    /// Ticks every node `rounds` times, settling after each: heartbeats carry the commit
+    /// index to followers.
+    fn heartbeat_rounds(&mut self, rounds: usize) {
+        for _ in 0..rounds {
+            for node in self.nodes.values_mut() {
+                node.tick();
+            }
+            self.settle();
+        }
+    }
+
     fn settle(&mut self) {
         loop {
             let mut progressed = false;
@@ -215,13 +226,7 @@ fn three_members_elect_one_leader_and_agree_on_the_log() {
         .propose(b"y".to_vec())
         .unwrap();
     cluster.settle();
-    // Heartbeats carry the commit index to followers.
-    for _ in 0..3 {
-        for node in cluster.nodes.values_mut() {
-            node.tick();
-        }
-        cluster.settle();
-    }
+    cluster.heartbeat_rounds(3);
     let logs: Vec<Vec<Vec<u8>>> = cluster
         .applied
         .values()
@@ -319,12 +324,7 @@ fn a_forced_new_cluster_keeps_the_committed_log_and_leaves_one_voter() {
         .propose(b"x".to_vec())
         .unwrap();
     cluster.settle();
-    for _ in 0..3 {
-        for node in cluster.nodes.values_mut() {
-            node.tick();
-        }
-        cluster.settle();
-    }
+    cluster.heartbeat_rounds(3);
     let survivor = *cluster.nodes.keys().find(|&&id| id != leader).unwrap();
     let mut log = cluster.nodes.remove(&survivor).unwrap().into_durable_log();
     log.crash();

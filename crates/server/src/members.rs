@@ -69,7 +69,7 @@ impl EtcdServer {
 
     /// The member `id`, or etcd's "member not found" (also for a removed ID).
     fn existing_member(&self, id: u64) -> Result<(Vec<Member>, Member), EtcdError> {
-        let (members, _) = self.members_and_removed(id)?;
+        let members = self.members()?;
         let member = members
             .iter()
             .find(|member| member.id == id)
@@ -160,6 +160,16 @@ fn peer_urls_taken(members: &[Member], urls: &[String], except: Option<u64>) -> 
         .any(|url| urls.contains(url))
 }
 
+/// The conf change that adds `member`, or updates it if it exists (apply.rs): a learner is
+/// added, and stays, a learner.
+fn add_change_type(member: &Member) -> ConfChangeType {
+    if member.is_learner {
+        ConfChangeType::AddLearnerNode
+    } else {
+        ConfChangeType::AddNode
+    }
+}
+
 /// A conf change for `member`, which travels as its context.
 fn conf_change(change_type: ConfChangeType, member: &Member) -> ConfChange {
     let mut change = ConfChange::default();
@@ -203,13 +213,8 @@ impl Cluster for EtcdServer {
         if member.is_learner && members.iter().filter(|m| m.is_learner).count() >= LEARNERS_MAX {
             return Err(EtcdError::TooManyLearners.into());
         }
-        let change_type = if member.is_learner {
-            ConfChangeType::AddLearnerNode
-        } else {
-            ConfChangeType::AddNode
-        };
         let members = self
-            .configure(conf_change(change_type, &member), false)
+            .configure(conf_change(add_change_type(&member), &member), false)
             .await?;
         Ok(Response::new(MemberAddResponse {
             header: Some(self.cluster_header()),
@@ -225,7 +230,7 @@ impl Cluster for EtcdServer {
         let id = request.into_inner().id;
         // etcd checks the quorum before it looks the member up (an unknown ID counts as a
         // voter), so "not enough started members" wins over "member not found".
-        let (members, _) = self.members_and_removed(id)?;
+        let members = self.members()?;
         let is_learner = members.iter().any(|m| m.id == id && m.is_learner);
         if self.shared.strict_reconfig_check
             && !is_learner
@@ -240,7 +245,10 @@ impl Cluster for EtcdServer {
         {
             return Err(EtcdError::MemberNotEnoughStarted.into());
         }
-        let (_, member) = self.existing_member(id)?;
+        let member = members
+            .into_iter()
+            .find(|member| member.id == id)
+            .ok_or(EtcdError::MemberNotFound)?;
         let members = self
             .configure(conf_change(ConfChangeType::RemoveNode, &member), false)
             .await?;
@@ -263,13 +271,8 @@ impl Cluster for EtcdServer {
         member.peer_ur_ls = request.peer_ur_ls;
         // An add of an existing member updates it (apply.rs). A learner stays one: etcd 3.4
         // forgets it (etcd-io/etcd#21694; fixed on 3.5 and 3.6 by #21719), stead does as fixed.
-        let change_type = if member.is_learner {
-            ConfChangeType::AddLearnerNode
-        } else {
-            ConfChangeType::AddNode
-        };
         let members = self
-            .configure(conf_change(change_type, &member), false)
+            .configure(conf_change(add_change_type(&member), &member), false)
             .await?;
         Ok(Response::new(MemberUpdateResponse {
             header: Some(self.cluster_header()),

@@ -213,6 +213,29 @@ async fn assert_all_present(cluster: &Cluster, acked: &Acknowledged) {
     }
 }
 
+/// Once every member has applied `key = value`: the same store everywhere, the same revision
+/// and the same hash.
+async fn assert_same_store(cluster: &Cluster, key: &str, value: &str) {
+    for member in &cluster.members {
+        wait_local_value(member, key, value).await;
+    }
+    let mut states = Vec::new();
+    for member in &cluster.members {
+        let mut client = client_of(member).await;
+        let revision = client
+            .get(key, Some(GetOptions::new().with_serializable()))
+            .await
+            .unwrap()
+            .header()
+            .unwrap()
+            .revision();
+        let hash = client.hash_kv(revision).await.unwrap().hash();
+        states.push((revision, hash));
+    }
+    states.dedup();
+    assert_eq!(states.len(), 1, "members differ: {states:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_leader_under_load_loses_no_acknowledged_write() {
     let dir = tempfile::tempdir().unwrap();
@@ -357,25 +380,7 @@ async fn a_follower_far_behind_catches_up_from_the_leaders_snapshot() {
         cluster.members[behind].log()
     );
     assert_all_present(&cluster, &acked).await;
-    // Same store everywhere: same revision and the same hash.
-    for member in &cluster.members {
-        wait_local_value(member, "last", "written").await;
-    }
-    let mut revisions = Vec::new();
-    for member in &cluster.members {
-        let mut client = client_of(member).await;
-        let revision = client
-            .get("last", Some(GetOptions::new().with_serializable()))
-            .await
-            .unwrap()
-            .header()
-            .unwrap()
-            .revision();
-        let hash = client.hash_kv(revision).await.unwrap().hash();
-        revisions.push((revision, hash));
-    }
-    revisions.dedup();
-    assert_eq!(revisions.len(), 1, "members differ: {revisions:?}");
+    assert_same_store(&cluster, "last", "written").await;
 }
 
 /// Configures (does not start) a member joining `cluster` under `name`: `--initial-cluster`
@@ -941,25 +946,8 @@ async fn a_crash_between_saving_and_installing_the_leaders_snapshot_loses_nothin
     }
     let mut client = client_of(&cluster.members[leader]).await;
     client.put("last", "written", None).await.unwrap();
-    for member in &cluster.members {
-        wait_local_value(member, "last", "written").await;
-    }
     assert_all_present(&cluster, &acked).await;
-    let mut states = Vec::new();
-    for member in &cluster.members {
-        let mut client = client_of(member).await;
-        let revision = client
-            .get("last", Some(GetOptions::new().with_serializable()))
-            .await
-            .unwrap()
-            .header()
-            .unwrap()
-            .revision();
-        let hash = client.hash_kv(revision).await.unwrap().hash();
-        states.push((revision, hash));
-    }
-    states.dedup();
-    assert_eq!(states.len(), 1, "members differ: {states:?}");
+    assert_same_store(&cluster, "last", "written").await;
 }
 
 /// Debian's etcdctl 3.4 on a stead cluster: `ETCDCTL_API=3 etcdctl <args>`; stdout, or a
