@@ -30,6 +30,12 @@ use clap::Parser;
 
 use crate::error::BenchError;
 
+/// mimalloc: with glibc's malloc the client spent 12% of its CPU in malloc and free under
+/// 1,000 clients, CPU that the servers it measures share on a small machine
+/// (docs/benchmarks.md, run 10).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,

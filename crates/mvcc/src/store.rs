@@ -754,7 +754,8 @@ impl<'a> WriteTxn<'a> {
     pub fn put(&mut self, key: &[u8], value: Bytes, lease: i64) -> Result<i64, MvccError> {
         let main = self.begin_revision + 1;
         let revision = Revision::new(main, self.events.len() as i64);
-        let (create_revision, version, old_lease) = match self.shared.index.get(key, main) {
+        let batch = self.batch.as_mut().ok_or(MvccError::Closed)?;
+        let (create_revision, version, old_lease) = match self.shared.index.put(key, revision) {
             Some(found) => (
                 found.created.main,
                 found.version + 1,
@@ -770,9 +771,7 @@ impl<'a> WriteTxn<'a> {
             value,
             lease,
         };
-        self.batch_mut()?
-            .put(Bucket::Key, revision.to_key(false), kv.encode_to_vec());
-        self.shared.index.put(key, revision);
+        batch.put(Bucket::Key, revision.to_key(false), kv.encode_to_vec());
         if old_lease != 0 {
             self.shared.lessor.detach(old_lease, key);
         }
