@@ -27,7 +27,8 @@ use std::process::Output;
 
 use common::{
     EP, Server, Side, etcdctl_on_etcd, etcdctl_on_stead, mask_after, mask_number_after,
-    mask_volatile, normalize_table, steadctl_on_etcd, steadctl_on_stead, without_usage_line,
+    mask_version, mask_volatile, normalize_table, steadctl_on_etcd, steadctl_on_stead,
+    without_usage_line,
 };
 
 /// What extra masking a case needs.
@@ -133,32 +134,6 @@ fn mask_db_size(text: &str) -> String {
         })
         .collect();
     normalize_table(&text, is_humanized_size, "<SIZE>")
-}
-
-fn is_version(cell: &str) -> bool {
-    let parts: Vec<&str> = cell.split('.').collect();
-    parts.len() == 3
-        && parts
-            .iter()
-            .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()))
-}
-
-/// Masks the server version in `endpoint status` output, in every format.
-fn mask_version(text: &str) -> String {
-    let mut text = mask_after(text, "\"version\":\"", '"');
-    text = mask_after(&text, "\"Version\" : \"", '"');
-    // Simple format: the third of the comma-separated fields.
-    text = text
-        .split_inclusive('\n')
-        .map(|line| {
-            let mut fields: Vec<&str> = line.split(", ").collect();
-            if fields.len() == 10 && is_version(fields[2]) {
-                fields[2] = "<VERSION>";
-            }
-            fields.join(", ")
-        })
-        .collect();
-    normalize_table(&text, is_version, "<VERSION>")
 }
 
 /// Normalises a tablewriter table whose cells vary in width: keeps cell

@@ -12,11 +12,12 @@
 //!   member added. Candidates: steadctl on etcd, and etcdctl and steadctl on stead (without
 //!   the updates of a learner: stead keeps it a learner, as etcd does since its fix of
 //!   etcd-io/etcd#21694, where etcd 3.4 forgets it).
-//! - **Three members** (etcd only: each side starts its own cluster of real members on the same
-//!   loopback ports, one side after the other, so that member and cluster IDs are equal): `member
-//!   list`, `endpoint status|health --cluster`, `move-leader` between members and to an unknown
-//!   ID, voting members added, updated and removed in every format, and learners that start,
-//!   catch up and are promoted. Each side first makes `m1` the leader.
+//! - **Three members** (each side starts its own cluster of real members on the same loopback
+//!   ports, one side after the other, so that member and cluster IDs are equal; candidates:
+//!   steadctl on etcd, etcdctl and steadctl on stead): `member list`, `endpoint status|health
+//!   --cluster`, `move-leader` between members and to an unknown ID, voting members added,
+//!   updated and removed in every format, and learners that start, catch up and are promoted.
+//!   Each side first makes `m1` the leader.
 //!
 //! Member IDs of members added by a case depend on the clock (etcd hashes the time into them), so
 //! each side keeps a list of member IDs in order of appearance: the initial members, then each
@@ -54,7 +55,7 @@ const JOINER_2_PEER_URL: &str = "@J2P";
 /// Masks a case needs besides the common ones.
 #[derive(Debug, Clone, Copy, Default)]
 struct Masks {
-    /// `endpoint status`: database size, raft term and indexes.
+    /// `endpoint status`: database size, raft term and indexes, server version.
     status: bool,
     /// `endpoint health`: durations and the order of endpoints.
     health: bool,
@@ -827,7 +828,8 @@ fn mask_status(text: &str) -> String {
         })
         .collect();
     text = sort_line_runs(&text, |line| line.split(", ").count() == 10);
-    normalize_table(&text, is_size_or_number, "<N>")
+    text = normalize_table(&text, is_size_or_number, "<N>");
+    common::mask_version(&text)
 }
 
 /// `endpoint health`: durations; endpoints in any order.
@@ -1049,16 +1051,33 @@ fn compare_single(reference: Side, candidate: Side, server: Server34) {
     );
 }
 
-/// Runs the three-member steps with each client against its own etcd cluster, one after the
-/// other on the same ports (so that member and cluster IDs are the same).
-fn compare_three_members(reference_client: PathBuf, candidate_client: PathBuf) {
+/// One side of the three-member comparison: a client, and the server its cluster runs.
+struct ClusterSide {
+    name: &'static str,
+    client: PathBuf,
+    server: PathBuf,
+}
+
+/// etcdctl 3.4 on a cluster of etcd 3.4 members: the reference.
+fn etcdctl_on_etcd_cluster() -> ClusterSide {
+    ClusterSide {
+        name: "etcdctl on etcd",
+        client: common::ETCDCTL.into(),
+        server: common::ETCD.into(),
+    }
+}
+
+/// Runs the three-member steps on each side against its own cluster, one after the other on
+/// the same ports (so that member and cluster IDs are the same).
+fn compare_three_members(reference: ClusterSide, candidate: ClusterSide) {
     common::require_oracle();
     let ports = [MemberPorts::new(), MemberPorts::new(), MemberPorts::new()];
     let joiners = [MemberPorts::new(), MemberPorts::new()];
     let steps = three_member_steps();
     let mut outcomes = Vec::new();
-    for client in [&reference_client, &candidate_client] {
-        let mut cluster = Cluster::start(&ports);
+    for side in [&reference, &candidate] {
+        let client = &side.client;
+        let mut cluster = Cluster::start(&side.server, &ports);
         let mut by_name = cluster.member_ids();
         by_name.sort();
         let places = vec![
@@ -1092,12 +1111,14 @@ fn compare_three_members(reference_client: PathBuf, candidate_client: PathBuf) {
         &steps,
         &outcomes[0],
         &outcomes[1],
-        "etcdctl on etcd",
-        "steadctl on etcd",
+        reference.name,
+        candidate.name,
     );
     assert!(
         report.is_empty(),
-        "steadctl on etcd differs from etcdctl on etcd (three members):{report}"
+        "{} differs from {} (three members):{report}",
+        candidate.name,
+        reference.name
     );
 }
 
@@ -1108,7 +1129,38 @@ fn steadctl_member_commands_match_etcdctl_byte_for_byte() {
 
 #[test]
 fn steadctl_matches_etcdctl_on_a_three_member_cluster() {
-    compare_three_members(common::ETCDCTL.into(), common::steadctl());
+    compare_three_members(
+        etcdctl_on_etcd_cluster(),
+        ClusterSide {
+            name: "steadctl on etcd",
+            client: common::steadctl(),
+            server: common::ETCD.into(),
+        },
+    );
+}
+
+#[test]
+fn etcdctl_on_a_three_member_stead_cluster_matches_etcd() {
+    compare_three_members(
+        etcdctl_on_etcd_cluster(),
+        ClusterSide {
+            name: "etcdctl on stead",
+            client: common::ETCDCTL.into(),
+            server: common::stead(),
+        },
+    );
+}
+
+#[test]
+fn steadctl_on_a_three_member_stead_cluster_matches_etcdctl_on_etcd() {
+    compare_three_members(
+        etcdctl_on_etcd_cluster(),
+        ClusterSide {
+            name: "steadctl on stead",
+            client: common::steadctl(),
+            server: common::stead(),
+        },
+    );
 }
 
 #[test]

@@ -142,6 +142,10 @@ fn drive(
                     change,
                     learner_must_be_ready,
                 } => propose_conf_change(node, shared, change, learner_must_be_ready),
+                DriverInput::LearnerReadiness { learner, answer } => {
+                    // The asker may have given up; nothing to do then.
+                    let _ = answer.send(learner_readiness(node, learner));
+                }
                 DriverInput::TransferLeader(to) => node.transfer_leader(to),
                 DriverInput::Step(message) => step(node, message),
                 DriverInput::SnapshotReceived { message, data } => {
@@ -225,6 +229,19 @@ fn answer_refused(shared: &Shared, id: u64, refused: ProposeError) {
 /// How far a learner's log must match the leader's to be promoted (etcd's `readyPercent`).
 const LEARNER_READY_FRACTION: f64 = 0.9;
 
+/// etcd's `isLearnerReady`: only the leader knows how far `learner` got.
+fn learner_readiness(node: &RaftNode<WalLog>, learner: u64) -> Result<(), EtcdError> {
+    if !node.is_leader() {
+        return Err(EtcdError::NotLeader);
+    }
+    match node.follower_match(learner) {
+        Some((matched, leader)) if (matched as f64) < leader as f64 * LEARNER_READY_FRACTION => {
+            Err(EtcdError::LearnerNotReady)
+        }
+        _ => Ok(()),
+    }
+}
+
 fn propose_conf_change(
     node: &mut RaftNode<WalLog>,
     shared: &Shared,
@@ -232,23 +249,9 @@ fn propose_conf_change(
     learner_must_be_ready: bool,
 ) {
     let id = change.id;
-    if learner_must_be_ready {
-        // Only the leader knows how far the learner got (etcd's isLearnerReady).
-        match node.follower_match(change.node_id) {
-            None if !node.is_leader() => {
-                shared.proposals.trigger(id, Err(EtcdError::NotLeader));
-                return;
-            }
-            Some((learner, leader))
-                if (learner as f64) < leader as f64 * LEARNER_READY_FRACTION =>
-            {
-                shared
-                    .proposals
-                    .trigger(id, Err(EtcdError::LearnerNotReady));
-                return;
-            }
-            _ => {}
-        }
+    if learner_must_be_ready && let Err(err) = learner_readiness(node, change.node_id) {
+        shared.proposals.trigger(id, Err(err));
+        return;
     }
     if let Err(refused) = node.propose_conf_change(change) {
         answer_refused(shared, id, refused);

@@ -65,6 +65,8 @@ pub enum EtcdError {
     TooManyLearners,
     #[error("etcdserver: rpc not supported for learner")]
     NotSupportedForLearner,
+    #[error("etcdserver: unhealthy cluster")]
+    Unhealthy,
     #[error("etcdserver: bad leader transferee")]
     BadLeaderTransferee,
     /// etcd does not map this one to a gRPC status: clients see `Unknown` and the text.
@@ -99,7 +101,7 @@ impl EtcdError {
             | EtcdError::BadLeaderTransferee => Code::FailedPrecondition,
             EtcdError::MemberBadUrls => Code::InvalidArgument,
             EtcdError::MemberNotFound => Code::NotFound,
-            EtcdError::NotSupportedForLearner => Code::Unavailable,
+            EtcdError::NotSupportedForLearner | EtcdError::Unhealthy => Code::Unavailable,
             // etcd maps its ErrNotEnoughStartedMembers to a client-side error value rather than
             // a gRPC status, so grpc-go sends it as Unknown.
             EtcdError::TimeoutLeaderTransfer | EtcdError::MemberNotEnoughStarted => Code::Unknown,
@@ -118,7 +120,7 @@ impl EtcdError {
 
 impl EtcdError {
     /// Every error with a fixed text.
-    const FIXED: [EtcdError; 31] = [
+    const FIXED: [EtcdError; 32] = [
         EtcdError::EmptyKey,
         EtcdError::KeyNotFound,
         EtcdError::ValueProvided,
@@ -149,6 +151,7 @@ impl EtcdError {
         EtcdError::TooManyLearners,
         EtcdError::NotSupportedForLearner,
         EtcdError::BadLeaderTransferee,
+        EtcdError::Unhealthy,
         EtcdError::TimeoutLeaderTransfer,
     ];
 

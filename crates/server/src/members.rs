@@ -6,9 +6,9 @@
 //! started members), then proposed as a raft conf change, one at a time; the apply thread
 //! records it in the `members` bucket and answers with the members after it. The check comes
 //! before raft because raft applies a conf change as soon as it is committed (etcd checks at
-//! apply time instead and turns a refused change into a no-op). Unlike etcd, the strict check
-//! does not look at which peers are connected right now: only at started members (a member is
-//! started once it published its name).
+//! apply time instead and turns a refused change into a no-op). The strict check, as etcd's,
+//! counts started members (a member is started once it published its name) and then the peers
+//! this member has been connected to for [`HEALTH_INTERVAL`] ("unhealthy cluster" otherwise).
 //!
 //! It does not own raft's rules (one pending change at a time, learners catching up) nor the
 //! transport (which follows the `members` bucket, `peers.rs`).
@@ -34,6 +34,10 @@ const LEARNERS_MAX: usize = 1;
 const TRANSFER_POLL_INTERVAL: Duration = Duration::from_millis(10);
 
 /// A member is started once it published its name through raft.
+/// etcd's `HealthInterval`: how long this member must have been connected to a peer for the
+/// strict reconfiguration check to count the peer as up.
+const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
+
 fn is_started(member: &Member) -> bool {
     !member.name.is_empty()
 }
@@ -54,6 +58,42 @@ fn enough_started(
 }
 
 impl EtcdServer {
+    /// Whether member `id` counts as up for the strict reconfiguration check: this member
+    /// itself, or a peer it has been connected to for [`HEALTH_INTERVAL`] (etcd's
+    /// `isConnectedSince`).
+    fn connected_long_enough(&self, id: u64) -> bool {
+        id == self.shared.member_id
+            || self
+                .shared
+                .transport
+                .connected_for(id)
+                .is_some_and(|connected| connected > HEALTH_INTERVAL)
+    }
+
+    /// etcd's `mayAddMember` connectivity rule: a member (learner or voter) is added only when
+    /// this member has been connected to every voting member for the health interval.
+    fn connected_to_every_voter(&self, members: &[Member]) -> bool {
+        members
+            .iter()
+            .filter(|m| !m.is_learner)
+            .all(|m| self.connected_long_enough(m.id))
+    }
+
+    /// etcd's `mayRemoveMember` connectivity rule for removing voter `id`: removing a peer
+    /// that is down is always safe; otherwise the voters this member is connected to, less the
+    /// one removed, must still be a quorum of the voters before the removal.
+    fn removal_keeps_active_quorum(&self, members: &[Member], id: u64) -> bool {
+        if id != self.shared.member_id && self.shared.transport.connected_for(id).is_none() {
+            return true;
+        }
+        let voters: Vec<&Member> = members.iter().filter(|m| !m.is_learner).collect();
+        let active = voters
+            .iter()
+            .filter(|m| self.connected_long_enough(m.id))
+            .count();
+        active.saturating_sub(1) > (voters.len() - 1) / 2
+    }
+
     /// The members, and whether `id` was removed from the cluster.
     fn members_and_removed(&self, id: u64) -> Result<(Vec<Member>, bool), EtcdError> {
         let members = self.members()?;
@@ -121,12 +161,22 @@ impl EtcdServer {
         Ok(())
     }
 
-    /// Promotes learner `id` here, as leader; "not leader" elsewhere.
+    /// Promotes learner `id` here, as leader; "not leader" elsewhere. etcd's order of checks:
+    /// the learner's progress (which the leader alone knows), the started quorum, then (as it
+    /// applies the change) whether the member exists and is a learner. So promoting a voter
+    /// that lags answers "not in sync", and one that does not, "can only promote a learner".
     async fn promote_here(&self, id: u64) -> Result<Vec<Member>, EtcdError> {
-        let (members, member) = self.existing_member(id)?;
-        if !member.is_learner {
-            return Err(EtcdError::MemberNotLearner);
-        }
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        self.shared
+            .driver
+            .send(crate::server::DriverInput::LearnerReadiness {
+                learner: id,
+                answer,
+            })
+            .await
+            .map_err(|_| EtcdError::Stopped)?;
+        answered.await.map_err(|_| EtcdError::Stopped)??;
+        let members = self.members()?;
         if self.shared.strict_reconfig_check
             && !enough_started(
                 members.iter().filter(|m| !m.is_learner).map(is_started),
@@ -136,6 +186,14 @@ impl EtcdServer {
         {
             return Err(EtcdError::MemberNotEnoughStarted);
         }
+        let member = members
+            .into_iter()
+            .find(|member| member.id == id)
+            .ok_or(EtcdError::MemberNotFound)?;
+        if !member.is_learner {
+            return Err(EtcdError::MemberNotLearner);
+        }
+        // The driver checks the learner's progress again as it proposes: it may have changed.
         let change = conf_change(ConfChangeType::AddNode, &member);
         self.configure(change, true).await
     }
@@ -204,8 +262,18 @@ impl Cluster for EtcdServer {
         if members.iter().any(|m| m.id == member.id) {
             return Err(EtcdError::MemberExist.into());
         }
-        if self.shared.strict_reconfig_check && !member.is_learner && !add_keeps_quorum(&members) {
-            return Err(EtcdError::MemberNotEnoughStarted.into());
+        if self.shared.strict_reconfig_check {
+            if !member.is_learner && !add_keeps_quorum(&members) {
+                return Err(EtcdError::MemberNotEnoughStarted.into());
+            }
+            // For learners too, as etcd.
+            if !self.connected_to_every_voter(&members) {
+                tracing::warn!(
+                    "rejecting member add request: this member has not been connected to every \
+                     voting member for {HEALTH_INTERVAL:?}"
+                );
+                return Err(EtcdError::Unhealthy.into());
+            }
         }
         if peer_urls_taken(&members, &member.peer_ur_ls, None) {
             return Err(EtcdError::PeerUrlExist.into());
@@ -244,6 +312,16 @@ impl Cluster for EtcdServer {
             )
         {
             return Err(EtcdError::MemberNotEnoughStarted.into());
+        }
+        if self.shared.strict_reconfig_check
+            && !is_learner
+            && !self.removal_keeps_active_quorum(&members, id)
+        {
+            tracing::warn!(
+                "rejecting member remove request: too few voting members connected to this one \
+                 for {HEALTH_INTERVAL:?} would be left"
+            );
+            return Err(EtcdError::Unhealthy.into());
         }
         let member = members
             .into_iter()

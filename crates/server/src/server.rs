@@ -167,6 +167,13 @@ pub(crate) enum DriverInput {
         change: ConfChange,
         learner_must_be_ready: bool,
     },
+    /// Whether `learner` caught up enough with the leader to be promoted (etcd's
+    /// `isLearnerReady`): "not leader" on a member that does not lead, "learner not ready" when
+    /// the leader tracks it and its log lags; a member the leader does not track is ready.
+    LearnerReadiness {
+        learner: u64,
+        answer: oneshot::Sender<Result<(), EtcdError>>,
+    },
     /// Hand leadership to this member (the leader only).
     TransferLeader(u64),
     /// A raft message from a peer.

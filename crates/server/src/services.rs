@@ -224,7 +224,10 @@ impl Maintenance for EtcdServer {
             raft_applied_index: applied,
             errors,
             db_size_in_use: self.backend().size_in_use_bytes() as i64,
-            is_learner: false,
+            is_learner: self
+                .shared
+                .is_learner
+                .load(std::sync::atomic::Ordering::Relaxed),
         }))
     }
 

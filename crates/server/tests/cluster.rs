@@ -405,6 +405,30 @@ fn initial_cluster_with(cluster: &Cluster, newcomer: &Member) -> String {
 }
 
 /// The member ID of `member` as the cluster lists it.
+/// Adds a member at `peer_url`, retried while the cluster answers Unavailable: until the
+/// member asked has been connected to every voter for etcd's health interval (5 s), it refuses
+/// with "unhealthy cluster", as etcd does.
+async fn add_member(
+    client: &mut Client,
+    peer_url: &str,
+    options: Option<etcd_client::MemberAddOptions>,
+) -> etcd_client::MemberAddResponse {
+    let deadline = Instant::now() + WITHIN;
+    loop {
+        match client.member_add([peer_url], options.clone()).await {
+            Ok(added) => return added,
+            Err(err) => {
+                let (code, message) = common::status_of(err);
+                assert!(
+                    code == tonic::Code::Unavailable && Instant::now() < deadline,
+                    "member add: {code:?} {message}"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
+
 async fn id_of(client: &mut Client, member: &Member) -> u64 {
     let list = client.member_list().await.unwrap();
     list.members()
@@ -432,13 +456,12 @@ async fn a_learner_catches_up_by_snapshot_refuses_clients_and_is_promoted() {
     client.put("before-learner", "yes", None).await.unwrap();
 
     let mut learner = joining_member(dir.path(), &cluster, "learner");
-    let added = client
-        .member_add(
-            [learner.peer_url()],
-            Some(etcd_client::MemberAddOptions::new().with_is_learner()),
-        )
-        .await
-        .unwrap();
+    let added = add_member(
+        &mut client,
+        &learner.peer_url(),
+        Some(etcd_client::MemberAddOptions::new().with_is_learner()),
+    )
+    .await;
     let learner_id = added.member().unwrap().id();
     assert!(added.member().unwrap().is_learner());
     // A second learner is one too many (etcd 3.4 allows one).
@@ -479,6 +502,8 @@ async fn a_learner_catches_up_by_snapshot_refuses_clients_and_is_promoted() {
         common::status_of(refused).1,
         "etcdserver: rpc not supported for learner"
     );
+    // Its status says so (etcdctl's IS LEARNER column).
+    assert!(direct.status().await.unwrap().is_learner());
     // Promoted once caught up (asked through a member that may not lead: it forwards).
     let deadline = Instant::now() + WITHIN;
     let promoted = loop {
@@ -515,6 +540,7 @@ async fn a_learner_catches_up_by_snapshot_refuses_clients_and_is_promoted() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    assert!(!direct.status().await.unwrap().is_learner());
     let got = direct.get("before-learner", None).await.unwrap();
     assert_eq!(got.kvs()[0].value_str().unwrap(), "yes");
     assert_all_present(&cluster, &acked).await;
@@ -530,7 +556,8 @@ async fn a_removed_member_stops_and_a_wiped_one_rejoins_as_a_new_member() {
     let removed = (leader + 1) % 3;
     let removed_id = id_of(&mut client, &cluster.members[removed]).await;
     // Retried while the cluster is busy (a conf change proposed while raft still has one
-    // unapplied is dropped by raft and times out, as in etcd).
+    // unapplied is dropped by raft and times out, as in etcd) or while the members have not
+    // been connected for etcd's health interval yet ("unhealthy cluster", as in etcd).
     let deadline = Instant::now() + WITHIN;
     let after = loop {
         match client.member_remove(removed_id).await {
@@ -541,6 +568,7 @@ async fn a_removed_member_stops_and_a_wiped_one_rejoins_as_a_new_member() {
                     code == tonic::Code::Unavailable && Instant::now() < deadline,
                     "member remove: {code:?} {message}"
                 );
+                tokio::time::sleep(Duration::from_millis(200)).await;
             }
         }
     };
@@ -576,8 +604,7 @@ async fn a_removed_member_stops_and_a_wiped_one_rejoins_as_a_new_member() {
     std::fs::remove_dir_all(&old.data_dir).unwrap();
     let mut rejoined = joining_member(dir.path(), &cluster, &old.name);
     drop(old);
-    let added = client.member_add([peer_url.clone()], None).await;
-    let added = added.unwrap();
+    let added = add_member(&mut client, &peer_url, None).await;
     assert_ne!(added.member().unwrap().id(), removed_id);
     rejoined = {
         // Same peer URL as the member added.
@@ -593,6 +620,50 @@ async fn a_removed_member_stops_and_a_wiped_one_rejoins_as_a_new_member() {
     let mut direct = client_of(&rejoined).await;
     direct.put("through-rejoined", "ok", None).await.unwrap();
     assert_eq!(client.member_list().await.unwrap().members().len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_strict_reconfig_check_refuses_changes_while_a_voter_is_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::start(dir.path(), 3, &[]);
+    let leader = cluster.leader().await;
+    let (up, down) = ((leader + 1) % 3, (leader + 2) % 3);
+    let mut client = client_of(&cluster.members[leader]).await;
+    let up_id = id_of(&mut client, &cluster.members[up]).await;
+    let down_id = id_of(&mut client, &cluster.members[down]).await;
+    cluster.members[down].kill();
+    let unhealthy = (
+        tonic::Code::Unavailable,
+        "etcdserver: unhealthy cluster".to_owned(),
+    );
+    // The leader is not connected to every voter: no voter may be added (a learner may)...
+    let deadline = Instant::now() + WITHIN;
+    loop {
+        let refused = common::status_of(
+            client
+                .member_add(["http://127.0.0.1:5"], None)
+                .await
+                .unwrap_err(),
+        );
+        if refused == unhealthy {
+            break;
+        }
+        // Until the leader sees the connection to the killed member break.
+        assert!(Instant::now() < deadline, "member add: {refused:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // ...nor a voter it is connected to removed: one connected voter besides itself would be
+    // left of three.
+    let refused = client.member_remove(up_id).await.unwrap_err();
+    assert_eq!(common::status_of(refused), unhealthy);
+    assert_eq!(client.member_list().await.unwrap().members().len(), 3);
+    // The member that is down may go.
+    let after = client.member_remove(down_id).await.unwrap();
+    assert_eq!(after.members().len(), 2);
+    // Once the two left have been connected for etcd's health interval (5 s), a voter may be
+    // added again.
+    let added = add_member(&mut client, "http://127.0.0.1:6", None).await;
+    assert_eq!(added.member_list().len(), 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -44,10 +44,11 @@ pub(crate) async fn run(
             Ok(stream) => {
                 backoff = backoff_min;
                 refusal_logged = None;
-                link.connected.store(true, Ordering::Release);
+                link.connected_since_ms
+                    .store(shared.now_ms(), Ordering::Release);
                 info!("peer {id:x} connected");
                 let ended = write_stream(&shared, &link, stream, &mut queue).await;
-                link.connected.store(false, Ordering::Release);
+                link.connected_since_ms.store(0, Ordering::Release);
                 down_logged = true;
                 match ended {
                     None => {

@@ -89,8 +89,9 @@ pub(crate) struct PeerLink {
     pub(crate) id: u64,
     /// The peer's URLs, tried in order on each dial; replaced by [`Transport::set_peers`].
     urls: Mutex<Vec<String>>,
-    /// Whether the raft stream is up; messages queued while it is not are reported.
-    pub(crate) connected: AtomicBool,
+    /// Since when the raft stream has been up: milliseconds since [`Shared::epoch`], plus one;
+    /// 0 while it is down. Messages queued while it is down are reported.
+    pub(crate) connected_since_ms: AtomicU64,
     /// Whether a snapshot task runs for this peer (at most one does).
     snapshot_in_flight: AtomicBool,
     /// Milliseconds since [`Shared::epoch`] of the last unreachable report, plus one; 0: never.
@@ -100,6 +101,10 @@ pub(crate) struct PeerLink {
 impl PeerLink {
     pub(crate) fn urls(&self) -> Vec<String> {
         lock(&self.urls).clone()
+    }
+
+    pub(crate) fn is_connected(&self) -> bool {
+        self.connected_since_ms.load(Ordering::Acquire) != 0
     }
 }
 
@@ -118,6 +123,14 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
+    /// Milliseconds since [`Shared::epoch`], plus one (never 0, which means "never" in the
+    /// [`PeerLink`] fields that hold it).
+    pub(crate) fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis())
+            .unwrap_or(u64::MAX - 1)
+            .saturating_add(1)
+    }
+
     /// Whether `id` was marked removed.
     pub(crate) fn is_removed(&self, id: u64) -> bool {
         lock(&self.state).removed.contains(&id)
@@ -132,9 +145,7 @@ impl Shared {
     /// did. The report is dropped when the events channel is full: raft only uses it to slow
     /// down, and hears again soon.
     pub(crate) fn report_unreachable(&self, link: &PeerLink) -> bool {
-        let now_ms = u64::try_from(self.epoch.elapsed().as_millis())
-            .unwrap_or(u64::MAX - 1)
-            .saturating_add(1);
+        let now_ms = self.now_ms();
         let last_ms = link.unreachable_reported_ms.load(Ordering::Acquire);
         let interval_ms = UNREACHABLE_REPORT_INTERVAL.as_millis() as u64;
         if last_ms != 0 && now_ms.saturating_sub(last_ms) < interval_ms {
@@ -244,7 +255,7 @@ impl Transport {
             let link = Arc::new(PeerLink {
                 id,
                 urls: Mutex::new(urls.clone()),
-                connected: AtomicBool::new(false),
+                connected_since_ms: AtomicU64::new(0),
                 snapshot_in_flight: AtomicBool::new(false),
                 unreachable_reported_ms: AtomicU64::new(0),
             });
@@ -262,6 +273,20 @@ impl Transport {
                 },
             );
         }
+    }
+
+    /// How long the raft stream to peer `id` has been up without a break; `None` while it is
+    /// down or when `id` is not a peer (etcd's `Transporter.ActiveSince`, which the strict
+    /// reconfiguration checks read).
+    pub fn connected_for(&self, id: u64) -> Option<Duration> {
+        let since_ms = lock(&self.shared.state)
+            .peers
+            .get(&id)?
+            .link
+            .connected_since_ms
+            .load(Ordering::Acquire);
+        (since_ms != 0)
+            .then(|| Duration::from_millis(self.shared.now_ms().saturating_sub(since_ms)))
     }
 
     /// Marks `id` removed: its connections are refused with code 3 from now on (open inbound
@@ -311,7 +336,7 @@ impl Transport {
             // per peer, not once per message.
             match peer.queue.try_send(message) {
                 Ok(()) => {
-                    if !peer.link.connected.load(Ordering::Acquire) {
+                    if !peer.link.is_connected() {
                         shared.report_unreachable(&peer.link);
                     }
                 }

@@ -550,6 +550,33 @@ pub fn mask_number_after(text: &str, marker: &str) -> String {
     out
 }
 
+fn is_version(cell: &str) -> bool {
+    let parts: Vec<&str> = cell.split('.').collect();
+    parts.len() == 3
+        && parts
+            .iter()
+            .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Masks the server version in `endpoint status` output, in every format
+/// (etcd 3.4.23 answers with its version, stead with 3.5.0).
+pub fn mask_version(text: &str) -> String {
+    let mut text = mask_after(text, "\"version\":\"", '"');
+    text = mask_after(&text, "\"Version\" : \"", '"');
+    // Simple format: the third of the comma-separated fields.
+    text = text
+        .split_inclusive('\n')
+        .map(|line| {
+            let mut fields: Vec<&str> = line.split(", ").collect();
+            if fields.len() == 10 && is_version(fields[2]) {
+                fields[2] = "<VERSION>";
+            }
+            fields.join(", ")
+        })
+        .collect();
+    normalize_table(&text, is_version, "<VERSION>")
+}
+
 /// Normalises a tablewriter table whose cells vary in width: keeps cell
 /// contents, drops padding, replaces cells `matches` accepts by `with`.
 pub fn normalize_table(text: &str, matches: impl Fn(&str) -> bool, with: &str) -> String {
@@ -634,7 +661,7 @@ pub const CLUSTER_TOKEN_MULTI: &str = "steadctl-compat-cluster";
 /// every voting member before etcd accepts a new member.
 pub const MEMBER_HEALTH_INTERVAL: Duration = Duration::from_secs(5);
 
-/// One etcd process of a [`Cluster`].
+/// One server process of a [`Cluster`].
 struct ClusterProcess {
     name: String,
     ports: MemberPorts,
@@ -642,11 +669,13 @@ struct ClusterProcess {
     data_dir: tempfile::TempDir,
 }
 
-/// An etcd 3.4 cluster on loopback ports: members `m1`, `m2`, ... each
-/// advertising the URLs it listens on. Members can join later
-/// ([`Cluster::join`]). Every process is killed and its data removed on
-/// drop; a failing test shows the end of each member's log.
+/// A cluster of etcd 3.4 or stead members on loopback ports: members `m1`,
+/// `m2`, ... each advertising the URLs it listens on. Members can join
+/// later ([`Cluster::join`]). Every process is killed and its data removed
+/// on drop; a failing test shows the end of each member's log.
 pub struct Cluster {
+    /// The server binary every member runs.
+    server: PathBuf,
     processes: Vec<ClusterProcess>,
     /// When the last member started: etcd accepts new members only when
     /// every voting member has been connected for [`MEMBER_HEALTH_INTERVAL`].
@@ -660,10 +689,10 @@ const CLUSTER_HEARTBEAT_MS: &str = "50";
 const CLUSTER_ELECTION_TIMEOUT_MS: &str = "1000";
 
 impl Cluster {
-    /// Starts a member for each entry of `ports` (named `m1`, `m2`, ...),
-    /// waits until each serves a linearizable read, and makes `m1` the
-    /// leader.
-    pub fn start(ports: &[MemberPorts]) -> Cluster {
+    /// Starts a member of `server` (etcd's or stead's binary) for each
+    /// entry of `ports` (named `m1`, `m2`, ...), waits until each serves a
+    /// linearizable read, and makes `m1` the leader.
+    pub fn start(server: &Path, ports: &[MemberPorts]) -> Cluster {
         let initial: Vec<String> = ports
             .iter()
             .enumerate()
@@ -671,11 +700,18 @@ impl Cluster {
             .collect();
         let initial = initial.join(",");
         let mut cluster = Cluster {
+            server: server.to_path_buf(),
             processes: Vec::new(),
             last_start: Instant::now(),
         };
         for (i, member_ports) in ports.iter().enumerate() {
-            let process = spawn_member(&format!("m{}", i + 1), *member_ports, &initial, "new");
+            let process = spawn_member(
+                &cluster.server,
+                &format!("m{}", i + 1),
+                *member_ports,
+                &initial,
+                "new",
+            );
             cluster.processes.push(process);
         }
         for process in &cluster.processes {
@@ -785,7 +821,7 @@ impl Cluster {
             .map(|(member_name, url)| format!("{member_name}={url}"))
             .collect();
         initial.push(format!("{name}={}", ports.peer_url()));
-        let process = spawn_member(name, ports, &initial.join(","), "existing");
+        let process = spawn_member(&self.server, name, ports, &initial.join(","), "existing");
         self.processes.push(process);
         self.last_start = Instant::now();
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -833,8 +869,9 @@ impl Drop for Cluster {
     }
 }
 
-/// Starts one etcd member of a multi-member cluster.
+/// Starts one member of a multi-member cluster, running `server`.
 fn spawn_member(
+    server: &Path,
     name: &str,
     ports: MemberPorts,
     initial_cluster: &str,
@@ -866,13 +903,13 @@ fn spawn_member(
         "--election-timeout",
         CLUSTER_ELECTION_TIMEOUT_MS,
     ];
-    let child = Command::new(ETCD)
+    let child = Command::new(server)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {ETCD}: {e}"));
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", server.display()));
     ClusterProcess {
         name: name.to_string(),
         ports,
