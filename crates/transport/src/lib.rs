@@ -67,6 +67,14 @@
 //! frame = length u32 | protobuf bytes of one eraftpb::Message    (length <= frame_bytes_max)
 //! ```
 //!
+//! A frame of length 0 is a **link heartbeat** and carries nothing: the dialer sends one when it
+//! has written nothing for a third of [`TransportConfig::stream_read_timeout`], and the listener
+//! closes a stream on which nothing arrives for that timeout (etcd's `linkHeartbeatMessage` and
+//! `ConnReadTimeout`), so a peer that vanished without closing its connections (a power cut, a
+//! network partition) is noticed within seconds even between two followers, which send each
+//! other no raft messages. The dialer's socket also gives up on data the peer has not
+//! acknowledged for that timeout (`TCP_USER_TIMEOUT`), so the writing side notices as well.
+//!
 //! The listener never writes on a raft stream after its answer; the dialer reads it only to
 //! notice at once that the peer closed it. A frame over the limit, a message that does not
 //! decode, or a `MsgSnapshot` closes the connection.
@@ -136,12 +144,16 @@ pub struct TransportConfig {
     /// A raft stream whose socket cannot take the next 64 KiB (or the rest of a larger frame)
     /// for this long is closed (etcd's `ConnWriteTimeout`), and the peer reported unreachable.
     pub stream_write_timeout: Duration,
+    /// A raft stream on which nothing arrives for this long is closed by the listener, and one
+    /// whose sent bytes the peer has not acknowledged for this long by the dialer (etcd's
+    /// `ConnReadTimeout`). Dialers send a link heartbeat after a third of it without a message.
+    pub stream_read_timeout: Duration,
 }
 
 impl TransportConfig {
     /// A configuration with the defaults: 4096 queued messages per peer, 64 MiB frames, 1 s dial
     /// timeout, 50 ms to 1 s backoff, 30 s snapshot idle timeout, 5 s handshake and stream
-    /// write timeouts.
+    /// read and write timeouts.
     pub fn new(local_id: u64, cluster_id: u64, snapshot_dir: PathBuf) -> Self {
         TransportConfig {
             local_id,
@@ -155,6 +167,7 @@ impl TransportConfig {
             snapshot_idle_timeout: Duration::from_secs(30),
             handshake_timeout: Duration::from_secs(5),
             stream_write_timeout: Duration::from_secs(5),
+            stream_read_timeout: Duration::from_secs(5),
         }
     }
 }

@@ -185,6 +185,9 @@ async fn serve_raft_stream(shared: Arc<Shared>, stream: TcpStream, from: u64) {
             | TransportError::Decode(_)
             | TransportError::UnexpectedMessage { .. }),
         )) => warn!("closed the raft stream from peer {from:x}: {error}"),
+        StreamEnd::Read(Err(TransportError::Timeout { timeout_ms })) => {
+            info!("closed the raft stream from peer {from:x}: nothing arrived for {timeout_ms} ms")
+        }
         StreamEnd::Read(Err(error)) => debug!("raft stream from peer {from:x} failed: {error}"),
         StreamEnd::Removed => info!("closed the raft stream from removed member {from:x}"),
     }
@@ -199,7 +202,12 @@ async fn read_raft_stream(
     let mut reader = BufReader::with_capacity(READ_BUFFER_BYTES, stream);
     let mut body = Vec::new();
     let frame_bytes_max = shared.config.frame_bytes_max;
-    while wire::read_frame(&mut reader, frame_bytes_max, &mut body, None).await? {
+    let silence_max = Some(shared.config.stream_read_timeout);
+    while wire::read_frame(&mut reader, frame_bytes_max, &mut body, silence_max).await? {
+        if body.is_empty() {
+            // A link heartbeat: the peer is there.
+            continue;
+        }
         let message = wire::decode_message(&body)?;
         if body.capacity() > FRAME_BUFFER_KEPT_BYTES_MAX {
             body = Vec::new();

@@ -42,6 +42,7 @@ pub(crate) async fn run(
     loop {
         match dial(&shared, &link, StreamKind::Raft).await {
             Ok(stream) => {
+                give_up_unacknowledged_after(&stream, shared.config.stream_read_timeout);
                 backoff = backoff_min;
                 refusal_logged = None;
                 link.connected_since_ms
@@ -102,6 +103,7 @@ async fn write_stream(
 ) -> Option<TransportError> {
     let write_timeout = shared.config.stream_write_timeout;
     let frame_bytes_max = shared.config.frame_bytes_max;
+    let heartbeat_interval = shared.config.stream_read_timeout / 3;
     let (mut read_half, write_half) = stream.split();
     let mut writer = BufWriter::with_capacity(WRITE_BUFFER_BYTES, write_half);
     let mut frame = Vec::new();
@@ -116,6 +118,17 @@ async fn write_stream(
                     Ok(_) => TransportError::UnexpectedBytes,
                     Err(error) => error.into(),
                 });
+            }
+            () = tokio::time::sleep(heartbeat_interval) => {
+                // Nothing to send for a while: tell the peer the link is alive.
+                let beat = async {
+                    wire::write_all(&mut writer, &wire::LINK_HEARTBEAT, write_timeout).await?;
+                    wire::flush(&mut writer, write_timeout).await
+                };
+                if let Err(error) = beat.await {
+                    return Some(error);
+                }
+                continue;
             }
         };
         let mut next = Some(first);
@@ -143,6 +156,15 @@ async fn write_stream(
             shared.report_unreachable(link);
             return Some(error);
         }
+    }
+}
+
+/// Makes the kernel close `stream` when bytes written to it stay unacknowledged for `timeout`
+/// (`TCP_USER_TIMEOUT`): a peer that vanished without closing the connection would otherwise
+/// leave it open for as long as the kernel retransmits (15 minutes by default on Linux).
+fn give_up_unacknowledged_after(stream: &TcpStream, timeout: Duration) {
+    if let Err(error) = socket2::SockRef::from(stream).set_tcp_user_timeout(Some(timeout)) {
+        debug!("cannot set TCP_USER_TIMEOUT on a raft stream: {error}");
     }
 }
 

@@ -243,6 +243,9 @@ pub(crate) async fn read_cluster_info<R: AsyncRead + Unpin>(
     Ok((u64::from_be_bytes(cluster_id), members))
 }
 
+/// A raft stream frame of length 0: carries nothing, says the link is alive.
+pub(crate) const LINK_HEARTBEAT: [u8; 4] = [0; 4];
+
 /// Reads one frame's protobuf bytes into `body`. `Ok(false)`: the stream ended cleanly before
 /// the frame. A length over `frame_bytes_max` is an error before any of the body is read.
 pub(crate) async fn read_frame<R: AsyncRead + Unpin>(

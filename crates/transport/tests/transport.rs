@@ -723,6 +723,41 @@ async fn bad_frames_close_the_raft_stream_and_deliver_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_raft_stream_is_closed_and_an_idle_one_is_kept_alive() {
+    let read_timeout = Duration::from_millis(300);
+    let short = |config: &mut TransportConfig| config.stream_read_timeout = read_timeout;
+    let source = || -> Arc<dyn SnapshotSource> { Arc::new(BytesSource(Vec::new())) };
+    let a = start_on(bind().await, short, 1, CLUSTER, source());
+    let mut b = start_on(bind().await, short, 2, CLUSTER, source());
+
+    // A dialer that goes quiet after its handshake (as a peer that lost power would) is
+    // closed once nothing arrived for the read timeout.
+    let (mut silent, code, _) = raw_handshake(b.address, &hello(1, CLUSTER, 1, 2)).await;
+    assert_eq!(code, 0);
+    assert_closed_by_peer(&mut silent).await;
+
+    // Two members with nothing to say keep their streams up with link heartbeats: the stream
+    // dialed before an idle spell of several read timeouts is the one still up after it.
+    a.transport.set_peers(&[(2, vec![b.url()])]);
+    b.transport.set_peers(&[(1, vec![a.url()])]);
+    a.transport.send(vec![append(1, 2, 1)]);
+    assert_eq!(b.next_message().await, append(1, 2, 1));
+    let idle = read_timeout * 4;
+    tokio::time::sleep(idle).await;
+    let connected = a.transport.connected_for(2).expect("a's stream to b is up");
+    assert!(
+        connected >= idle,
+        "a's stream to b was redialed during the idle spell: up for {connected:?}"
+    );
+    // Heartbeats never reach raft: the next thing b hears is a's next message.
+    a.transport.send(vec![append(1, 2, 2)]);
+    assert_eq!(b.next_message().await, append(1, 2, 2));
+    assert_eq!(a.transport.connected_for(3), None, "3 is not a peer");
+    a.transport.stop().await;
+    b.transport.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_queue_drops_without_blocking() {
     let mut a = start_on(
         bind().await,
