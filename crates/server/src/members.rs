@@ -33,11 +33,11 @@ const LEARNERS_MAX: usize = 1;
 /// How often a leadership transfer looks whether the transferee leads yet.
 const TRANSFER_POLL_INTERVAL: Duration = Duration::from_millis(10);
 
-/// A member is started once it published its name through raft.
 /// etcd's `HealthInterval`: how long this member must have been connected to a peer for the
 /// strict reconfiguration check to count the peer as up.
 const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
 
+/// A member is started once it published its name through raft.
 fn is_started(member: &Member) -> bool {
     !member.name.is_empty()
 }
@@ -91,7 +91,7 @@ impl EtcdServer {
             .iter()
             .filter(|m| self.connected_long_enough(m.id))
             .count();
-        active.saturating_sub(1) > (voters.len() - 1) / 2
+        active.saturating_sub(1) > voters.len().saturating_sub(1) / 2
     }
 
     /// The members, and whether `id` was removed from the cluster.
