@@ -503,8 +503,24 @@ impl<L: DurableLog> RaftNode<L> {
                 .log
                 .wl()
                 .set_conf_state(conf_state.clone());
+            self.step_down_if_removed(&conf_state);
             self.conf_states.push((entry.index, conf_state));
         }
         Ok(())
+    }
+
+    /// A leader that applied its own removal steps down (etcd's raft `StepDownOnRemoval`).
+    /// raft-rs keeps it leading, and the next commit or persisted entry unwraps the leader's
+    /// own progress, which the removal deleted: a panic. Found by the simulation.
+    fn step_down_if_removed(&mut self, conf_state: &ConfState) {
+        let raft = &mut self.raw.raft;
+        let id = raft.id;
+        if raft.state == StateRole::Leader
+            && !conf_state.voters.contains(&id)
+            && !conf_state.voters_outgoing.contains(&id)
+        {
+            let term = raft.term;
+            raft.become_follower(term, raft::INVALID_ID);
+        }
     }
 }

@@ -429,6 +429,27 @@ async fn add_member(
     }
 }
 
+/// Removes member `id`, retried while the cluster answers Unavailable: while it is busy (a conf
+/// change proposed while raft still has one unapplied is dropped by raft and times out, as in
+/// etcd) or while the member asked has not been connected to the others for etcd's health
+/// interval ("unhealthy cluster", as in etcd).
+async fn remove_member(client: &mut Client, id: u64) -> etcd_client::MemberRemoveResponse {
+    let deadline = Instant::now() + WITHIN;
+    loop {
+        match client.member_remove(id).await {
+            Ok(after) => return after,
+            Err(err) => {
+                let (code, message) = common::status_of(err);
+                assert!(
+                    code == tonic::Code::Unavailable && Instant::now() < deadline,
+                    "member remove: {code:?} {message}"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
+
 async fn id_of(client: &mut Client, member: &Member) -> u64 {
     let list = client.member_list().await.unwrap();
     list.members()
@@ -555,23 +576,7 @@ async fn a_removed_member_stops_and_a_wiped_one_rejoins_as_a_new_member() {
     let leader = cluster.leader().await;
     let removed = (leader + 1) % 3;
     let removed_id = id_of(&mut client, &cluster.members[removed]).await;
-    // Retried while the cluster is busy (a conf change proposed while raft still has one
-    // unapplied is dropped by raft and times out, as in etcd) or while the members have not
-    // been connected for etcd's health interval yet ("unhealthy cluster", as in etcd).
-    let deadline = Instant::now() + WITHIN;
-    let after = loop {
-        match client.member_remove(removed_id).await {
-            Ok(after) => break after,
-            Err(err) => {
-                let (code, message) = common::status_of(err);
-                assert!(
-                    code == tonic::Code::Unavailable && Instant::now() < deadline,
-                    "member remove: {code:?} {message}"
-                );
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        }
-    };
+    let after = remove_member(&mut client, removed_id).await;
     assert_eq!(after.members().len(), 2);
     // The removed member stops itself.
     let status = cluster.members[removed].wait_exit();
@@ -620,6 +625,39 @@ async fn a_removed_member_stops_and_a_wiped_one_rejoins_as_a_new_member() {
     let mut direct = client_of(&rejoined).await;
     direct.put("through-rejoined", "ok", None).await.unwrap();
     assert_eq!(client.member_list().await.unwrap().members().len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_the_leader_under_load_stops_it_cleanly_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::start(dir.path(), 3, &[]);
+    let leader = cluster.leader().await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let acks = Arc::new(AtomicU64::new(0));
+    let writers = start_writers(&cluster, 6, &stop, &acks);
+    wait_acks(&acks, 300).await;
+    // Asked through a follower, while the leader takes writes: it applies its own removal with
+    // proposals of its own in flight (raft-rs panicked there until the node stepped it down).
+    let mut client = client_of(&cluster.members[(leader + 1) % 3]).await;
+    let leader_id = id_of(&mut client, &cluster.members[leader]).await;
+    let after = remove_member(&mut client, leader_id).await;
+    assert_eq!(after.members().len(), 2);
+    cluster.members[leader].wait_exit();
+    let log = cluster.members[leader].log();
+    assert!(
+        log.contains("the member has been permanently removed from the cluster")
+            && !log.contains("panicked"),
+        "the removed leader did not stop cleanly:\n{log}"
+    );
+    // The other two elect a leader and take writes again.
+    let after_removal = acks.load(Ordering::Relaxed);
+    wait_acks(&acks, after_removal + 300).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut acked = Acknowledged::new();
+    for writer in writers {
+        acked.extend(writer.await.expect("writer"));
+    }
+    assert_all_present(&cluster, &acked).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

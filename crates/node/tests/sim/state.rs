@@ -1,10 +1,13 @@
 //! What members apply, and the checks on it: each member's [`StateMachine`] (the payloads of
 //! the entries it applied, in order) and the cluster-wide [`Ledger`] of every entry any member
-//! applied, against which each application is checked.
+//! applied, against which each application is checked, and which folds the conf changes into
+//! the cluster's [`Membership`].
 
 use std::collections::BTreeMap;
 
 use stead_node::raft::eraftpb::{Entry, EntryType, Snapshot};
+
+use crate::membership::{Membership, MembershipChange};
 
 /// A member's state machine: the payloads of the normal, non-empty entries it applied, with
 /// their raft indexes, in order. Snapshots carry it whole.
@@ -57,19 +60,26 @@ fn u64_at(bytes: &[u8]) -> u64 {
 /// What an applied entry was.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
-    ConfChange,
-    /// A normal entry without data (a new leader's first entry).
+    ConfChange(MembershipChange),
+    /// A normal entry without data (a new leader's first entry, or a conf change raft refused
+    /// because another was pending).
     Empty,
     Payload(u64),
 }
 
 impl Kind {
-    pub fn of(entry: &Entry) -> Kind {
-        match entry.get_entry_type() {
+    pub fn of(entry: &Entry) -> Result<Kind, String> {
+        Ok(match entry.get_entry_type() {
             EntryType::EntryNormal if entry.data.is_empty() => Kind::Empty,
             EntryType::EntryNormal => Kind::Payload(u64_at(&entry.data)),
-            EntryType::EntryConfChange | EntryType::EntryConfChangeV2 => Kind::ConfChange,
-        }
+            EntryType::EntryConfChange => Kind::ConfChange(MembershipChange::decode(entry)?),
+            EntryType::EntryConfChangeV2 => {
+                return Err(format!(
+                    "a joint conf change at index {}, which nobody proposed",
+                    entry.index
+                ));
+            }
+        })
     }
 }
 
@@ -82,23 +92,44 @@ pub struct Sighting {
     pub step: u64,
 }
 
-/// Every entry applied by any member, by raft index.
+/// Every entry applied by any member, by raft index, and the membership they make.
 #[derive(Debug, Default)]
 pub struct Ledger {
     entries: BTreeMap<u64, Sighting>,
+    /// The configuration after every conf change in `entries`: the newest any member applied.
+    membership: Membership,
 }
 
 impl Ledger {
-    /// Records that `member` applied `entry` at `step`. Err if another member applied a different
-    /// entry at that index (committed entries differ).
-    pub fn observe(&mut self, member: u64, step: u64, entry: &Entry) -> Result<(), String> {
+    /// Records that `member` applied `entry` at `step`, and returns what it was. Err if another
+    /// member applied a different entry at that index (committed entries differ).
+    ///
+    /// Indexes are first seen in order, without gaps: a member applies from its snapshot on, and
+    /// a snapshot holds only what a member applied. So the conf changes fold in log order.
+    pub fn observe(&mut self, member: u64, step: u64, entry: &Entry) -> Result<Kind, String> {
         let seen = Sighting {
             term: entry.term,
-            kind: Kind::of(entry),
+            kind: Kind::of(entry)?,
             member,
             step,
         };
-        let first = *self.entries.entry(entry.index).or_insert(seen);
+        let Some(first) = self.entries.get(&entry.index) else {
+            let last = self.last_index();
+            if entry.index != last + 1 {
+                return Err(format!(
+                    "member {member} applied index {} first, but the ledger ends at {last}: \
+                     nobody applied the indexes between",
+                    entry.index
+                ));
+            }
+            self.entries.insert(entry.index, seen);
+            if let Kind::ConfChange(change) = seen.kind {
+                self.membership.apply(entry.index, change).map_err(|e| {
+                    format!("member {member} applied at index {}: {e}", entry.index)
+                })?;
+            }
+            return Ok(seen.kind);
+        };
         if (first.term, first.kind) != (seen.term, seen.kind) {
             return Err(format!(
                 "member {member} applied {:?} of term {} at index {}, but member {} applied \
@@ -106,7 +137,12 @@ impl Ledger {
                 seen.kind, seen.term, entry.index, first.member, first.kind, first.term, first.step
             ));
         }
-        Ok(())
+        Ok(seen.kind)
+    }
+
+    /// The configuration as of [`Ledger::last_index`].
+    pub fn membership(&self) -> &Membership {
+        &self.membership
     }
 
     /// Err unless `state` holds exactly the payloads the ledger has up to its applied index: no
